@@ -1,0 +1,157 @@
+/**
+ * collect(): validate the root, pick a source, freeze the tree, walk it, thaw it, and return a Snapshot.
+ * The tree is thawed on every path out of here (success, error, exception); signal handling lives in the
+ * freezers, which also register their own clean-up for SIGINT/SIGTERM/SIGHUP.
+ */
+import { readFileSync } from 'node:fs';
+import { hostname, release } from 'node:os';
+import { NoProcessError, UnavailableError, UsageError, PermissionError } from '../errors.js';
+import { FREEZERS } from './freeze/index.js';
+import type { FreezeOptions } from './freeze/freezer.js';
+import { AUTO_ORDER, SOURCES } from './sources/index.js';
+import type { Source } from './sources/source.js';
+import { orderTasks } from './walk.js';
+import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
+import { VERSION } from '../version.js';
+
+export const FORMAT_VERSION = 1;
+const PF_KTHREAD = 0x00200000;
+
+export interface CollectOptions {
+  /** root process id (a tgid) */
+  root: number;
+  source?: SourceName | 'auto';
+  freeze?: FreezeMethod;
+  freezeOptions?: FreezeOptions;
+  /** called as phases start, for progress reporting */
+  onPhase?: (phase: 'freeze' | 'collect' | 'thaw', detail?: string) => void;
+}
+
+/** Parse a pid argument: a positive decimal integer. */
+export function parsePid(text: string | number): number {
+  const s = String(text).trim();
+  if (!/^[0-9]+$/.test(s)) throw new UsageError(`invalid pid '${text}': expected a positive integer`);
+  const n = Number(s);
+  if (n <= 0 || n > 0x3fffffff) throw new UsageError(`invalid pid '${text}': expected a positive integer`);
+  return n;
+}
+
+/** Check the root exists, is a process (not a thread) and is not a kernel thread. */
+export function checkRoot(root: number): void {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${root}/stat`, 'latin1');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new NoProcessError(root);
+    if (code === 'EACCES' || code === 'EPERM') {
+      throw new PermissionError('CAP_SYS_PTRACE', root, `cannot read /proc/${root}/stat: needs CAP_SYS_PTRACE for pid ${root}`);
+    }
+    throw e;
+  }
+  const close = stat.lastIndexOf(')');
+  const fields = stat.slice(close + 2).split(' ');
+  const flags = Number(fields[6]);
+  if (flags & PF_KTHREAD) {
+    throw new NoProcessError(root, `pid ${root} is a kernel thread; only user-space trees can be dumped`);
+  }
+  // /proc/TID/stat exists for threads too, but a thread cannot root a process tree
+  const tgid = readTgid(root);
+  if (tgid !== undefined && tgid !== root) {
+    throw new NoProcessError(root, `pid ${root} is a thread of process ${tgid}; give the process id`);
+  }
+}
+
+function readTgid(pid: number): number | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+    const i = status.indexOf('\nTgid:');
+    if (i < 0) return undefined;
+    return parseInt(status.slice(i + 6), 10);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Open the named source, or the first working one for 'auto'. */
+export async function openSource(name: SourceName | 'auto' = 'auto'): Promise<Source> {
+  if (name !== 'auto') {
+    const f = SOURCES[name];
+    if (!f) throw new UnavailableError(name, `source ${name} is not built into this tdcollect`);
+    return f.open();
+  }
+  const reasons: string[] = [];
+  for (const n of AUTO_ORDER) {
+    const f = SOURCES[n];
+    if (!f) continue;
+    const p = await f.probe();
+    if (!p.ok) { reasons.push(`${n}: ${p.reason}`); continue; }
+    try {
+      return await f.open();
+    } catch (e) {
+      reasons.push(`${n}: ${(e as Error).message}`);
+    }
+  }
+  throw new UnavailableError('source', `no source works here (${reasons.join('; ')})`);
+}
+
+export async function collect(opts: CollectOptions): Promise<Snapshot> {
+  const root = opts.root;
+  checkRoot(root);
+  const method = opts.freeze ?? 'none';
+  const freezer = FREEZERS[method];
+  if (!freezer) throw new UnavailableError(`freeze:${method}`, `freeze method ${method} is not available`);
+  const source = await openSource(opts.source ?? 'auto');
+  const createdAt = Date.now();
+  const timings: Snapshot['info']['timings'] = {};
+  try {
+    opts.onPhase?.('freeze');
+    let t0 = performance.now();
+    const frozen = await freezer.freeze(root, opts.freezeOptions);
+    timings.freeze = performance.now() - t0;
+    let tasks: Task[];
+    try {
+      opts.onPhase?.('collect');
+      t0 = performance.now();
+      tasks = await source.collectTree(root);
+      for (const t of tasks) {
+        const s = frozen.states.get(t.pid);
+        if (s !== undefined) t.state = s;
+        if (frozen.tracerPid !== undefined && t.tpid === frozen.tracerPid) t.tpid = 0;
+      }
+      tasks = orderTasks(tasks, root);
+      timings.collect = performance.now() - t0;
+    } finally {
+      opts.onPhase?.('thaw');
+      t0 = performance.now();
+      await frozen.thaw();
+      timings.thaw = performance.now() - t0;
+    }
+    let processes = 0;
+    for (const t of tasks) if (t.pid === t.tgid) processes++;
+    const st = source.stats();
+    return {
+      info: {
+        formatVersion: FORMAT_VERSION,
+        tool: `tdcollect ${VERSION}`,
+        source: source.name,
+        freeze: method,
+        live: method === 'none',
+        kernel: release(),
+        hostname: hostname(),
+        root,
+        createdAt,
+        processes,
+        threads: tasks.length,
+        timings,
+        ...(st.syscalls !== undefined ? { syscalls: st.syscalls } : {}),
+        ...(st.roundTrips !== undefined ? { roundTrips: st.roundTrips } : {}),
+        missing: [...source.missing],
+        ...(frozen.cgroup !== undefined ? { cgroup: frozen.cgroup } : {}),
+      },
+      tasks,
+    };
+  } finally {
+    source.close();
+  }
+}

@@ -1,0 +1,29 @@
+/**
+ * The interface every freezer implements: ptrace (seize + interrupt every thread), cgroup (the v2
+ * cgroup.freeze or the v1 freezer) and none (a live, racy snapshot).
+ */
+import type { FreezeMethod, TaskState } from '../task.js';
+
+export interface FrozenTree {
+  /** state of each task (by tid) before our freeze, for every task the freezer saw */
+  readonly states: ReadonlyMap<number, TaskState>;
+  /** the cgroup frozen, for the cgroup freezer */
+  readonly cgroup?: string;
+  /**
+   * Pid of the tracer that seized the tree (ptrace freezer: the collector itself). A task whose TracerPid
+   * is this pid was traced only by us, so its tpid is recorded as 0 (what it was before the freeze).
+   */
+  readonly tracerPid?: number;
+  /** Put every task back as it was. Idempotent; tasks that vanished meanwhile are not an error. */
+  thaw(): Promise<void>;
+}
+
+export interface FreezeOptions {
+  /** cgroup freezer: the cgroup to freeze (default: the root task's cgroup) */
+  cgroup?: string;
+}
+
+export interface Freezer {
+  readonly method: FreezeMethod;
+  freeze(root: number, opts?: FreezeOptions): Promise<FrozenTree>;
+}

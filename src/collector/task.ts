@@ -1,0 +1,133 @@
+/**
+ * The Task record: one per thread, the union of task_diag v1's task_diag_msg + task_diag_creds and what
+ * CRIU's pstree/core images need. Every source fills every field it can; a field a source cannot read is
+ * `undefined` (never a made-up 0), and the source lists it in `Source.missing`.
+ *
+ * 64-bit masks (capability sets, blocked signals) are kept as two u32 words, low word first — the layout
+ * of CRIU's creds_entry and of task_diag_caps — so no BigInt is needed on the hot path and nothing is lost.
+ */
+
+/** A 64-bit mask as [bits 0..31, bits 32..63]. */
+export type Mask64 = readonly [lo: number, hi: number];
+
+/**
+ * Task state as the /proc letter (fs/proc/array.c task_state_array): R running, S sleeping, D disk sleep,
+ * T stopped, t tracing stop, X dead, Z zombie, P parked, I idle.
+ */
+export type TaskState = 'R' | 'S' | 'D' | 'T' | 't' | 'X' | 'Z' | 'P' | 'I';
+export const TASK_STATES: readonly TaskState[] = ['R', 'S', 'D', 'T', 't', 'X', 'Z', 'P', 'I'];
+
+export interface Task {
+  // identity (task_diag_msg)
+  /** thread id */
+  pid: number;
+  /** thread-group id (the process id) */
+  tgid: number;
+  /** tgid of the real parent, 0 when it lies outside the reader's pid namespace */
+  ppid: number;
+  /** thread id of the ptrace tracer, 0 if none (TracerPid) */
+  tpid: number;
+  sid: number;
+  pgid: number;
+  /** state before any freeze of ours */
+  state: TaskState;
+  /** task->comm, at most 15 bytes */
+  comm: string;
+
+  // credentials (task_diag_creds + what CRIU's creds_entry holds)
+  uid: number; euid: number; suid: number; fsuid: number;
+  gid: number; egid: number; sgid: number; fsgid: number;
+  capInh: Mask64; capPrm: Mask64; capEff: Mask64; capBnd: Mask64;
+  capAmb?: Mask64;
+  /** supplementary groups, in the kernel's (sorted) order */
+  groups?: number[];
+  /** SECBIT_* bits; /proc does not expose them */
+  securebits?: number;
+  noNewPrivs?: boolean;
+  /** 0 disabled, 1 strict, 2 filter */
+  seccomp?: number;
+
+  // core
+  /** start time in clock ticks after boot (stat field 22): with pid, identifies a task across pid reuse */
+  startTime?: number;
+  personality?: number;
+  /** PF_* flags (stat field 9) */
+  flags?: number;
+  /** blocked signals of this thread */
+  sigBlk?: Mask64;
+  nice?: number;
+  /** SCHED_* policy (stat field 41) */
+  policy?: number;
+  /** kernel priority as /proc/PID/stat field 18 shows it */
+  priority?: number;
+  /** real-time priority (stat field 40) */
+  rtPriority?: number;
+  /** exit code as waitpid would report it (stat field 52), meaningful for zombies */
+  exitCode?: number;
+  /** robust futex list head and length (get_robust_list) */
+  futexRla?: number;
+  futexRlaLen?: number;
+}
+
+/** Fields every source must fill; the rest are optional. */
+export const REQUIRED_FIELDS = [
+  'pid', 'tgid', 'ppid', 'tpid', 'sid', 'pgid', 'state', 'comm',
+  'uid', 'euid', 'suid', 'fsuid', 'gid', 'egid', 'sgid', 'fsgid',
+  'capInh', 'capPrm', 'capEff', 'capBnd',
+] as const satisfies readonly (keyof Task)[];
+
+export const OPTIONAL_FIELDS = [
+  'capAmb', 'groups', 'securebits', 'noNewPrivs', 'seccomp', 'startTime', 'personality', 'flags', 'sigBlk',
+  'nice', 'policy', 'priority', 'rtPriority', 'exitCode', 'futexRla', 'futexRlaLen',
+] as const satisfies readonly (keyof Task)[];
+
+export type OptionalField = (typeof OPTIONAL_FIELDS)[number];
+
+export const isLeader = (t: Task): boolean => t.pid === t.tgid;
+
+export type SourceName = 'procfs' | 'bpf' | 'taskdiag';
+export type FreezeMethod = 'ptrace' | 'cgroup' | 'none';
+
+/** Phase timings of one dump, in milliseconds. */
+export interface Timings {
+  freeze?: number;
+  collect?: number;
+  write?: number;
+  thaw?: number;
+}
+
+/** What a dump header records: where the snapshot came from and what it cost. */
+export interface DumpInfo {
+  /** version of the tasks.img header layout */
+  formatVersion: number;
+  /** tdcollect version that wrote it */
+  tool: string;
+  source: SourceName;
+  freeze: FreezeMethod;
+  /** true for a live (unfrozen, racy) snapshot */
+  live: boolean;
+  /** uname -r */
+  kernel: string;
+  hostname: string;
+  /** root pid as given by the user (a tgid) */
+  root: number;
+  /** wall-clock time the dump started, ms since the epoch */
+  createdAt: number;
+  processes: number;
+  threads: number;
+  timings: Timings;
+  /** system calls the source issued, where it counts them */
+  syscalls?: number;
+  /** netlink round trips (taskdiag) or read() calls (bpf) */
+  roundTrips?: number;
+  /** Task fields the source could not fill */
+  missing: OptionalField[];
+  /** cgroup path when the cgroup freezer was used */
+  cgroup?: string;
+}
+
+/** Plain data: the tasks of one tree in pstree order (depth first, each leader followed by its threads). */
+export interface Snapshot {
+  info: DumpInfo;
+  tasks: Task[];
+}
