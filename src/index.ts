@@ -1,1 +1,55 @@
-export {};
+/**
+ * The tdcollect library API.
+ *
+ *   import { collect, writeImages, readImages, diff } from 'tdcollect';
+ *   const snap = await collect({ root: 1234, freeze: 'ptrace' });   // Snapshot: { info, tasks }
+ *   await writeImages(snap, '/tmp/dump');                           // CRIU images + tasks.img
+ *   const again = readImages('/tmp/dump');                          // Snapshot
+ *   const d = diff(snap, again);                                    // SnapshotDiff (d.equal === true)
+ *
+ * Failures are typed: `err instanceof NoProcessError`, `PermissionError`, `UnavailableError`, `SysError`
+ * (with `errno` / `code`), `ImageError` (with `file` / `offset` / `reason`), ... or `err.kind`; no message
+ * matching is needed. Every class extends TdError, whose `exitCode` is what the CLI exits with.
+ */
+
+// collecting
+export { collect, openSource, parsePid, checkRoot, FORMAT_VERSION, type CollectOptions } from './collector/collect.js';
+export { SOURCES, AUTO_ORDER, type Source, type SourceFactory, type SourceStats, type Probe } from './collector/sources/index.js';
+export { FREEZERS, type Freezer, type FrozenTree, type FreezeOptions } from './collector/freeze/index.js';
+export { orderTasks, buildTree, InconsistentTreeError, type Process } from './collector/walk.js';
+export {
+  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, isLeader,
+  type Task, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState, type SourceName,
+  type FreezeMethod, type OptionalField,
+} from './collector/task.js';
+
+// images
+export {
+  writeImages, writeImagesSync, readImages, readTasksImage, snapshotToJson, taskToJson, JSON_SCHEMA_VERSION, ImageWriteError,
+  type WriteOptions, type WriteResult, type ReadOptions, type TasksImage, type SnapshotJson, type TaskJson,
+} from './image/index.js';
+
+// diff
+export {
+  diffSnapshots, diffSnapshots as diff, formatDiff, formatChange, parseIgnore, capabilityName, signalName, maskBits,
+  CAPABILITY_NAMES, DIFF_FIELDS, IGNORE_GROUPS, DIFF_SCHEMA_VERSION,
+  type SnapshotDiff, type ProcessDiff, type FieldChange, type ThreadRef, type ThreadChange, type DiffSide,
+  type DiffOptions, type DiffField,
+} from './image/diff.js';
+
+// streaming
+export {
+  streamSnapshot, readStream, readSnapshotStream, STREAM_FORMAT, STREAM_VERSION, STREAM_FORMATS,
+  type StreamFormat, type StreamRecord, type HeaderRecord, type TaskRecord, type EndRecord, type StreamOptions,
+  type StreamResult, type ReadStreamOptions,
+} from './stream/index.js';
+
+// errors
+export {
+  EXIT, TdError, UsageError, ImageError, NoProcessError, PermissionError, OutputError, UnavailableError, FreezeError,
+  type ErrorKind,
+} from './errors.js';
+export { SysError } from './sys/libc.js';
+export { NetlinkError, NetlinkDecodeError, NetlinkProtocolError, type ExtAck } from './netlink/errors.js';
+
+export { VERSION } from './version.js';

@@ -2,7 +2,13 @@
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { EXIT } from '../errors.js';
+import { register as registerCheck } from './check.js';
 import { register as registerDump } from './dump.js';
+import { register as registerDiff } from './diff.js';
+import { register as registerPs } from './ps.js';
+import { register as registerBpf } from './bpf.js';
+import { register as registerShow } from './show.js';
+import { register as registerThaw } from './thaw.js';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -16,6 +22,12 @@ export function buildProgram(): Command {
     })
     .exitOverride();
   registerDump(program);
+  registerCheck(program);
+  registerDiff(program);
+  registerPs(program);
+  registerBpf(program);
+  registerShow(program);
+  registerThaw(program);
   return program;
 }
 

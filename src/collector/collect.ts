@@ -10,7 +10,7 @@ import { FREEZERS } from './freeze/index.js';
 import type { FreezeOptions } from './freeze/freezer.js';
 import { AUTO_ORDER, SOURCES } from './sources/index.js';
 import type { Source } from './sources/source.js';
-import { orderTasks } from './walk.js';
+import { checkFrozen, orderTasks } from './walk.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
 
@@ -114,6 +114,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       opts.onPhase?.('collect');
       t0 = performance.now();
       tasks = await source.collectTree(root);
+      if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
       for (const t of tasks) {
         const s = frozen.states.get(t.pid);
         if (s !== undefined) t.state = s;

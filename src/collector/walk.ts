@@ -81,3 +81,28 @@ export function orderTasks(tasks: readonly Task[], root: number): Task[] {
   }
   return out;
 }
+
+/**
+ * Check a snapshot against the set of tasks a freezer holds: every live task the source returned must be
+ * frozen (otherwise it could change under the walk), and every frozen task must be in the snapshot
+ * (otherwise the freeze held a task outside the tree, or the walk missed a thread or a process).
+ * Zombies are not frozen by any freezer and are exempt from the first rule.
+ */
+export function checkFrozen(tasks: readonly Task[], frozen: ReadonlySet<number>, method: string): void {
+  const seen = new Set<number>();
+  for (const t of tasks) {
+    seen.add(t.pid);
+    if (t.state !== 'Z' && t.state !== 'X' && !frozen.has(t.pid)) {
+      throw new InconsistentTreeError(
+        `task ${t.pid} (${t.comm}) of the tree was not frozen by the ${method} freezer` +
+        (method === 'cgroup' ? ': it is outside the frozen cgroup' : ''));
+    }
+  }
+  for (const tid of frozen) {
+    if (!seen.has(tid)) {
+      throw new InconsistentTreeError(
+        `task ${tid} was frozen by the ${method} freezer but is not in the collected tree` +
+        (method === 'cgroup' ? ': the cgroup holds tasks outside the tree' : ''));
+    }
+  }
+}

@@ -14,6 +14,13 @@ export interface FrozenTree {
    * is this pid was traced only by us, so its tpid is recorded as 0 (what it was before the freeze).
    */
   readonly tracerPid?: number;
+  /**
+   * The tids this freeze holds stopped or frozen (zombies excluded), when the freezer knows them exactly.
+   * collect() then checks the snapshot against it: every live task the source returned must be frozen (else
+   * it was not held still), and every frozen task must be in the snapshot (else the freeze held a task that
+   * is not part of the tree).
+   */
+  readonly frozen?: ReadonlySet<number>;
   /** Put every task back as it was. Idempotent; tasks that vanished meanwhile are not an error. */
   thaw(): Promise<void>;
 }
@@ -21,6 +28,8 @@ export interface FrozenTree {
 export interface FreezeOptions {
   /** cgroup freezer: the cgroup to freeze (default: the root task's cgroup) */
   cgroup?: string;
+  /** bound on waiting for the tree to stop or the cgroup to freeze, in ms (default 10,000) */
+  timeoutMs?: number;
 }
 
 export interface Freezer {

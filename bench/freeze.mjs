@@ -1,0 +1,163 @@
+#!/usr/bin/env node
+/**
+ * Freezer benchmark: freeze + thaw of an idle tree of 1,000 and 10,000 processes (test/fixtures/freeze-churn.c,
+ * fanout 100, moved into a fresh cgroup v2 group so both freezers work on the same tree):
+ *   - ptrace: tdcollect's ptrace freezer (seize + interrupt + wait every task, children scans, detach);
+ *   - cgroup (kernel): the bare v2 freeze — write 1 to cgroup.freeze, poll cgroup.events until frozen 1,
+ *     write 0 — the floor any cgroup freezer pays;
+ *   - cgroup (tdcollect): tdcollect's cgroup freezer, which also reads every task's pre-freeze state,
+ *     checks the cgroup holds only the tree, records the freeze in its state file and lists the frozen tasks.
+ * Medians of BENCH_RUNS runs (default 11; 5 at 10,000), per-task cost in µs.
+ * Reference on this machine: CRIU 4.1 seized 201 tasks in 45 ms (≈225 µs/task); the v2 cgroup froze 10,001
+ * processes in 93 ms. Targets: ptrace ≤ 100 µs/task; cgroup freeze+thaw of 10,000 ≤ 250 ms.
+ * Run: npm run build && node bench/freeze.mjs   (or npm run bench -- freeze). Needs root and gcc.
+ * BENCH_FREEZE_SIZES=1000,10000 picks the tree sizes.
+ */
+import { spawn, execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = join(HERE, '..');
+const DIST = join(ROOT, 'dist');
+
+const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
+const fmt = (x, d = 1) => (x === undefined ? 'n/a' : x.toFixed(d));
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+const sleepMs = (ms) => Atomics.wait(sleepCell, 0, 0, ms);
+
+function churnBin() {
+  const src = join(ROOT, 'test/fixtures/freeze-churn.c');
+  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), 'tdcollect-freeze');
+  const bin = join(dir, `freeze-churn-${hash}`);
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${bin}.${process.pid}.tmp`;
+    execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, src]);
+    renameSync(tmp, bin);
+  }
+  return bin;
+}
+
+async function spawnTree(n, cgroup) {
+  const child = spawn(churnBin(), ['--idle', String(n), '--fanout', '100', '--cgroup', cgroup], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await new Promise((resolve, reject) => {
+    let buf = '';
+    child.stdout.on('data', (b) => {
+      buf += b;
+      const i = buf.indexOf('\n');
+      if (i >= 0) { child.stdout.resume(); resolve(buf.slice(0, i)); }
+    });
+    child.once('exit', (c) => reject(new Error(`freeze-churn exited ${c}`)));
+  });
+  const root = Number(line.split(' ')[1]);
+  return {
+    root,
+    async kill() {
+      const done = new Promise((r) => child.once('exit', r));
+      child.stdin.end();
+      await done;
+    },
+  };
+}
+
+function v2Frozen(dir) {
+  return readFileSync(join(dir, 'cgroup.events'), 'latin1').includes('frozen 1');
+}
+
+export async function run(opts = {}) {
+  if (!existsSync(join(DIST, 'collector/freeze/ptrace.js'))) throw new Error('run `npm run build` first');
+  const { PtraceSession } = await import(pathToFileURL(join(DIST, 'collector/freeze/ptrace.js')).href);
+  const { cgroupFreezer } = await import(pathToFileURL(join(DIST, 'collector/freeze/cgroup.js')).href);
+  const { cgroupMounts } = await import(pathToFileURL(join(DIST, 'collector/freeze/cgroupfs.js')).href);
+  const v2 = cgroupMounts().v2;
+  if (!v2) throw new Error('no cgroup2 mount');
+  const stateDir = mkdtempSync(join(tmpdir(), 'tdc-bench-freeze-'));
+  const savedStateDir = process.env.TDCOLLECT_STATE_DIR;
+  process.env.TDCOLLECT_STATE_DIR = stateDir;
+  const sizes = (opts.sizes ?? process.env.BENCH_FREEZE_SIZES ?? '1000,10000').toString().split(',').map(Number);
+  const rows = [];
+  const results = {};
+  try {
+    for (const n of sizes) {
+      const runs = Number(process.env.BENCH_RUNS ?? (n >= 10000 ? 5 : 11));
+      const cg = join(v2, `tdcollect-bench-${process.pid}-${n}`);
+      mkdirSync(cg);
+      const tree = await spawnTree(n, cg);
+      try {
+        const tasks = n + 1;
+        // ptrace
+        const pf = [], pt = [];
+        let seized = 0;
+        for (let i = 0; i < runs; i++) {
+          let t0 = performance.now();
+          const s = new PtraceSession(tree.root);
+          s.run();
+          pf.push(performance.now() - t0);
+          seized = s.stats.seized;
+          t0 = performance.now();
+          s.release();
+          pt.push(performance.now() - t0);
+        }
+        if (seized !== tasks) throw new Error(`ptrace seized ${seized} of ${tasks} tasks`);
+        // bare cgroup v2 freeze
+        const kf = [], kt = [];
+        for (let i = 0; i < runs; i++) {
+          let t0 = performance.now();
+          writeFileSync(join(cg, 'cgroup.freeze'), '1');
+          while (!v2Frozen(cg)) sleepMs(0.05);
+          kf.push(performance.now() - t0);
+          t0 = performance.now();
+          writeFileSync(join(cg, 'cgroup.freeze'), '0');
+          kt.push(performance.now() - t0);
+          while (v2Frozen(cg)) sleepMs(0.05);
+        }
+        // tdcollect's cgroup freezer
+        const cf = [], ct = [];
+        for (let i = 0; i < runs; i++) {
+          let t0 = performance.now();
+          const f = await cgroupFreezer.freeze(tree.root, { cgroup: cg });
+          cf.push(performance.now() - t0);
+          if (f.states.size !== tasks) throw new Error(`cgroup freezer saw ${f.states.size} of ${tasks} tasks`);
+          t0 = performance.now();
+          await f.thaw();
+          ct.push(performance.now() - t0);
+          while (v2Frozen(cg)) sleepMs(0.05);
+        }
+        const add = (name, f, t) => {
+          const F = median(f), T = median(t);
+          rows.push([String(tasks), name, fmt(F), fmt(T), fmt(F + T), fmt((F * 1000) / tasks), fmt(((F + T) * 1000) / tasks)]);
+          results[`${name}@${tasks}`] = { tasks, freezeMs: F, thawMs: T, totalMs: F + T, usPerTaskFreeze: (F * 1000) / tasks, runs };
+        };
+        add('ptrace', pf, pt);
+        add('cgroup (kernel)', kf, kt);
+        add('cgroup (tdcollect)', cf, ct);
+      } finally {
+        try { writeFileSync(join(cg, 'cgroup.freeze'), '0'); } catch { /* gone */ }
+        await tree.kill();
+        for (let i = 0; i < 100; i++) {
+          try { rmdirSync(cg); break; } catch { sleepMs(20); }
+        }
+      }
+    }
+  } finally {
+    rmSync(stateDir, { recursive: true, force: true });
+    if (savedStateDir === undefined) delete process.env.TDCOLLECT_STATE_DIR;
+    else process.env.TDCOLLECT_STATE_DIR = savedStateDir;
+  }
+  const head = ['tasks', 'freezer', 'freeze ms', 'thaw ms', 'total ms', 'µs/task freeze', 'µs/task total'];
+  const w = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i].length)));
+  const line = (r) => r.map((c, i) => (i < 2 ? c.padEnd(w[i]) : c.padStart(w[i]))).join('  ');
+  console.log(line(head));
+  for (const r of rows) console.log(line(r));
+  console.log('medians; reference: CRIU 4.1 ≈ 225 µs/task (201 tasks in 45 ms); v2 cgroup froze 10,001 in 93 ms');
+  return results;
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1]).href) {
+  await run();
+}

@@ -1,0 +1,461 @@
+/**
+ * The ptrace freezer (the default): PTRACE_SEIZE + PTRACE_INTERRUPT every thread of every process of the
+ * tree, the way CRIU's collect_pstree() does, then PTRACE_DETACH them all to thaw.
+ *
+ * Algorithm (breadth first, one level of the tree at a time, so the tasks of a level stop in parallel):
+ *   1. for each process of the level: PTRACE_SEIZE its leader (with PTRACE_O_TRACECLONE), read its state
+ *      from /proc — still the state before our freeze: a seized task runs on until interrupted; only a
+ *      job-control-stopped one turns 't' at once, and its group-stop report tells us it was 'T' — then
+ *      PTRACE_INTERRUPT it; then wait until every leader of the level has stopped;
+ *   2. for each process with more than one thread: list /proc/PID/task, seize + interrupt the threads not
+ *      seen yet, wait; repeat until a listing finds nothing new (a process whose threads are all stopped
+ *      cannot create threads). A thread created by a task after we seized it is attached by the kernel
+ *      (PTRACE_O_TRACECLONE) and reported as PTRACE_EVENT_CLONE, so a single-threaded process needs no
+ *      listing at all;
+ *   3. read /proc/PID/task/TID/children of every (stopped) thread: the children not seen yet form the next
+ *      level (a stopped process cannot fork any more; a fork in progress completes before the stop).
+ *   When a task exited or was found a zombie during the seize, its children may have been reparented to a
+ *   subreaper of the tree already scanned, so the children of every process are read once more, and again
+ *   until a pass finds nothing new. The number of scans of one level and of these passes is bounded by
+ *   MAX_PASSES; past it the freeze fails with FreezeError (exit 7) after releasing every task.
+ *
+ * Waiting: waitpid(tid, __WALL|WNOHANG) for the PTRACE_EVENT_STOP, backing off with short sleeps, bounded by
+ * a timeout. A signal-delivery-stop (a signal the task dequeued before the trap) is re-injected with
+ * PTRACE_CONT(sig) and the task interrupted again, as compel_wait_task does, so pending signals stay intact.
+ * A task in job-control stop reports a group-stop (WSTOPSIG = its stop signal); PTRACE_DETACH(0) leaves it in
+ * group stop (the kernel re-arms JOBCTL_STOP_PENDING in __ptrace_unlink), so it stays stopped after the thaw.
+ *
+ * Zombies cannot be seized (EPERM): they are recorded with state Z. A task already traced by another tracer
+ * is a FreezeError naming both pids. EPERM for a live, untraced task is a PermissionError naming
+ * CAP_SYS_PTRACE and the pid. All ptrace and waitpid calls come from the calling thread.
+ */
+import { FreezeError, PermissionError } from '../../errors.js';
+import * as pt from '../../sys/ptrace.js';
+import { errnoValue, SysError } from '../../sys/libc.js';
+import type { TaskState } from '../task.js';
+import type { Freezer, FreezeOptions, FrozenTree } from './freezer.js';
+import { guardFreeze } from './guard.js';
+import { listThreads, readChildren, readStat, readTgid, readTracer, readWchan, type StatInfo } from './procread.js';
+import { recoverStaleFreezes } from './statefile.js';
+
+/** Scans of one level (threads) and extra children passes before we give up on a tree that keeps changing. */
+export const MAX_PASSES = 8;
+/** Default bound on waiting for one batch of tasks to stop. */
+export const DEFAULT_TIMEOUT_MS = 10_000;
+
+const ESRCH = errnoValue('ESRCH');
+const EPERM = errnoValue('EPERM');
+const ECHILD = errnoValue('ECHILD');
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4));
+function sleepMs(ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms);
+}
+
+interface Proc {
+  tgid: number;
+  /** the parent we found it under (undefined for the root) */
+  parent: number | undefined;
+  /** every tid of it we seized (or recorded as zombie) */
+  threads: Set<number>;
+  /** the leader was a zombie when found, or exited during the seize */
+  dead: boolean;
+  /** more than one thread when seized: its thread list must be read */
+  multi: boolean;
+}
+
+const enum St { Pending, Stopped }
+
+interface Seized {
+  tgid: number;
+  st: St;
+  /** the task reported a group-stop (it was, or became, job-control stopped) */
+  groupStop: boolean;
+  /** seized, but its pid was reused by a task outside the tree: released once stopped */
+  foreign: boolean;
+}
+
+export interface PtraceFreezeStats {
+  passes: number;
+  seized: number;
+  zombies: number;
+  /** tasks that exited during the seize */
+  vanished: number;
+  /** signal-delivery-stops re-injected */
+  reinjected: number;
+}
+
+/** One seize of one tree. Exported for tests and the benchmark; use ptraceFreezer.freeze(). */
+export class PtraceSession {
+  readonly states = new Map<number, TaskState>();
+  readonly procs = new Map<number, Proc>();
+  readonly seized = new Map<number, Seized>();
+  readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0 };
+  private dirty = false;
+  private released = false;
+  private readonly timeoutMs: number;
+  private readonly self = process.pid;
+
+  constructor(readonly root: number, opts: FreezeOptions = {}) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  }
+
+  /** Seize the whole tree. On failure everything seized so far is released before the error is thrown. */
+  run(): void {
+    try {
+      let level = [this.root];
+      this.procs.set(this.root, { tgid: this.root, parent: undefined, threads: new Set(), dead: false, multi: false });
+      while (level.length) level = this.doLevel(level);
+      for (let pass = 0; this.dirty; pass++) {
+        if (pass >= MAX_PASSES) {
+          throw new FreezeError(
+            `tree of ${this.root} still changing after ${MAX_PASSES} passes (tasks keep exiting and being reparented)`,
+            this.root);
+        }
+        this.dirty = false;
+        this.stats.passes++;
+        let fresh = this.scanChildren([...this.procs.keys()]);
+        while (fresh.length) fresh = this.doLevel(fresh);
+      }
+    } catch (e) {
+      this.release();
+      throw e;
+    }
+  }
+
+  /** Seize one level of processes (already registered in procs); returns the next level. */
+  private doLevel(level: number[]): number[] {
+    this.stats.passes++;
+    // 1. leaders
+    const batch: number[] = [];
+    for (const pid of level) {
+      const p = this.procs.get(pid)!;
+      this.attach(pid, pid, p.parent, batch);
+    }
+    this.waitAll(batch);
+    this.dropForeign(batch);
+    // 2. threads of multi-threaded processes, until a listing finds nothing new
+    let todo = level.filter((pid) => {
+      const p = this.procs.get(pid);
+      return p !== undefined && (p.multi || p.dead);
+    });
+    for (let round = 0; todo.length; round++) {
+      if (round >= MAX_PASSES) {
+        throw new FreezeError(
+          `process ${todo[0]} keeps creating threads: still new ones after ${MAX_PASSES} scans`, todo[0]);
+      }
+      const more: number[] = [];
+      const grew: number[] = [];
+      for (const pid of todo) {
+        const p = this.procs.get(pid);
+        if (!p) continue;
+        const before = more.length;
+        for (const tid of listThreads(pid)) {
+          if (p.threads.has(tid)) continue;
+          this.attach(tid, pid, undefined, more);
+        }
+        if (more.length > before) grew.push(pid);
+      }
+      if (!more.length) break;
+      this.waitAll(more);
+      todo = grew;
+    }
+    // 3. children of every thread
+    return this.scanChildren(level);
+  }
+
+  /** Read the children of every thread of these processes; register and return those not seen yet. */
+  private scanChildren(pids: number[]): number[] {
+    const next: number[] = [];
+    const kids: number[] = [];
+    for (const pid of pids) {
+      const p = this.procs.get(pid);
+      if (!p) continue;
+      for (const tid of p.threads) {
+        kids.length = 0;
+        readChildren(pid, tid, kids);
+        for (const c of kids) {
+          if (this.procs.has(c)) continue;
+          if (c === this.self) {
+            throw new FreezeError(
+              `tdcollect itself (pid ${c}) is inside the tree of ${this.root}: run it from outside the tree`, c);
+          }
+          // a process the kernel attached at a clone() may have threads we have not listed
+          this.procs.set(c, { tgid: c, parent: pid, threads: new Set(), dead: false, multi: this.seized.has(c) });
+          next.push(c);
+        }
+      }
+    }
+    return next;
+  }
+
+  /**
+   * Seize tid, read its pre-freeze state, interrupt it; push it to batch when there is a stop to wait for.
+   * expectPpid: for a leader found in a children list, the parent it must still have (else its pid was
+   * reused meanwhile: it is released again once stopped, and not part of the tree).
+   */
+  private attach(tid: number, tgid: number, expectPpid: number | undefined, batch: number[]): void {
+    const p = this.procs.get(tgid)!;
+    if (this.seized.has(tid)) {
+      // attached by the kernel at a clone of a task we had seized (PTRACE_O_TRACECLONE)
+      p.threads.add(tid);
+      return;
+    }
+    const r = pt.seize(tid, pt.PTRACE_O_TRACECLONE);
+    if (r < 0) {
+      if (r === -ESRCH) return this.vanish(tid, tgid);
+      if (r === -EPERM) return this.seizeDenied(tid, p);
+      throw new SysError('ptrace(PTRACE_SEIZE)', -r, tid);
+    }
+    this.stats.seized++;
+    const st: StatInfo | undefined = readStat(tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`);
+    const s: Seized = { tgid, st: St.Pending, groupStop: false, foreign: false };
+    this.seized.set(tid, s);
+    if (st && expectPpid !== undefined && st.ppid !== expectPpid) {
+      s.foreign = true;
+    } else {
+      p.threads.add(tid);
+      // 't' right after the seize: it was in job-control stop (confirmed by its group-stop report)
+      this.states.set(tid, st ? (st.state === 't' ? 'T' : st.state) : 'R');
+      if (tid === tgid && st && st.numThreads > 1) p.multi = true;
+    }
+    const ri = pt.interrupt(tid);
+    if (ri < 0 && ri !== -ESRCH) throw new SysError('ptrace(PTRACE_INTERRUPT)', -ri, tid);
+    // on ESRCH it is exiting; waitpid reports the exit
+    batch.push(tid);
+  }
+
+  /** Release the tasks that turned out not to belong to the tree (a pid reused during the seize). */
+  private dropForeign(batch: number[]): void {
+    for (const tid of batch) {
+      const s = this.seized.get(tid);
+      if (!s?.foreign) continue;
+      if (s.st === St.Stopped) pt.detach(tid, 0);
+      this.seized.delete(tid);
+      this.stats.seized--;
+      const p = this.procs.get(s.tgid);
+      if (p && tid === s.tgid && p.threads.size === 0) this.procs.delete(s.tgid);
+    }
+  }
+
+  private zombie(tid: number, p: Proc): void {
+    this.stats.zombies++;
+    p.threads.add(tid);
+    this.states.set(tid, 'Z');
+    if (tid === p.tgid) p.dead = true;
+    this.dirty = true;
+  }
+
+  /** EPERM from PTRACE_SEIZE: a zombie, a task traced by someone else, or a missing privilege. */
+  private seizeDenied(tid: number, p: Proc): void {
+    const info = readTracer(tid);
+    if (!info) return this.vanish(tid, p.tgid);
+    if (info.state === 'Z' || info.state === 'X') return this.zombie(tid, p);
+    if (info.tracerPid !== 0) {
+      throw new FreezeError(
+        `cannot freeze task ${tid}: it is already traced by pid ${info.tracerPid} (detach that debugger or tracer, or use --freeze cgroup)`,
+        tid);
+    }
+    throw new PermissionError('CAP_SYS_PTRACE', tid,
+      `cannot seize pid ${tid}: PTRACE_SEIZE needs CAP_SYS_PTRACE (or the same uid) for pid ${tid}`);
+  }
+
+  /** The task is gone (exited, or not in the tree any more). */
+  private vanish(tid: number, tgid: number): void {
+    this.stats.vanished++;
+    this.seized.delete(tid);
+    this.states.delete(tid);
+    const p = this.procs.get(tgid);
+    if (!p) return;
+    p.threads.delete(tid);
+    if (tid === tgid) {
+      this.dirty = true;
+      // an exited leader may stay visible as a zombie (its parent is frozen and cannot reap it)
+      const st = readStat(`/proc/${tid}/stat`);
+      if (st && (st.state === 'Z' || st.state === 'X') && (p.parent === undefined || st.ppid === p.parent)) {
+        this.zombie(tid, p);
+        this.stats.zombies--;
+        return;
+      }
+      if (p.threads.size === 0) this.procs.delete(tgid);
+    }
+  }
+
+  /** Wait until every task of batch has stopped (or is gone), re-injecting signals; bounded by the timeout. */
+  private waitAll(batch: number[]): void {
+    let pending = batch;
+    const deadline = performance.now() + this.timeoutMs;
+    let backoff = 0;
+    const opts = pt.__WALL | pt.WNOHANG;
+    while (pending.length) {
+      const next: number[] = [];
+      let progressed = false;
+      for (const tid of pending) {
+        const s = this.seized.get(tid);
+        if (!s) continue;
+        const w = pt.waitpid(tid, opts);
+        if (w.pid === 0) { next.push(tid); continue; }
+        progressed = true;
+        if (w.pid < 0) {
+          if (w.pid === -ECHILD) { this.vanish(tid, s.tgid); continue; }
+          throw new SysError('waitpid', -w.pid, tid);
+        }
+        if (!this.onStatus(tid, s, w.status)) next.push(tid);
+      }
+      if (this.adopted.length) {
+        for (const t of this.adopted) next.push(t);
+        this.adopted.length = 0;
+      }
+      pending = next;
+      if (!pending.length) break;
+      if (performance.now() > deadline) this.stuck(pending);
+      if (progressed) {
+        backoff = 0;
+      } else {
+        backoff = backoff ? Math.min(backoff * 2, 2) : 0.02;
+        // a leader that exited while other threads live is a zombie whose exit is not reported yet
+        if (backoff >= 2) pending = pending.filter((tid) => !this.becameZombie(tid));
+        sleepMs(backoff);
+      }
+    }
+  }
+
+  /** tasks attached by the kernel at a clone, to be waited for */
+  private readonly adopted: number[] = [];
+
+  /** A task the kernel attached for us at a clone (PTRACE_O_TRACECLONE): a thread, or a clone()d process. */
+  private adopt(child: number, parentTgid: number): void {
+    const tgid = readTgid(child) ?? parentTgid;
+    this.stats.seized++;
+    this.seized.set(child, { tgid, st: St.Pending, groupStop: false, foreign: false });
+    this.states.set(child, 'R');
+    if (tgid === parentTgid) this.procs.get(parentTgid)?.threads.add(child);
+    // a clone()d process is found again in its parent's children list, registered then, and scanned
+    this.adopted.push(child);
+  }
+
+  /** Handle one wait status; true when the task is settled (stopped or gone). */
+  private onStatus(tid: number, s: Seized, status: number): boolean {
+    if (pt.WIFEXITED(status) || pt.WIFSIGNALED(status)) {
+      this.vanish(tid, s.tgid);
+      return true;
+    }
+    if (!pt.WIFSTOPPED(status)) return false;
+    const sig = pt.WSTOPSIG(status);
+    const ev = pt.WPTRACEEVENT(status);
+    if (ev === pt.PTRACE_EVENT_STOP) {
+      s.st = St.Stopped;
+      s.groupStop = sig !== pt.SIGTRAP;
+      // read as 't' just after the seize but no group stop: it was in a signal-delivery-stop, not stopped
+      if (!s.groupStop && this.states.get(tid) === 'T') this.states.set(tid, 'S');
+      return true;
+    }
+    if (ev === pt.PTRACE_EVENT_CLONE) {
+      // a new thread (or clone()d process) of a task we seized: the kernel attached it; it will report its
+      // own PTRACE_EVENT_STOP. Resume the parent so it reaches the interrupt stop.
+      const child = pt.getEventMsg(tid);
+      if (child > 0 && !this.seized.has(child)) this.adopt(child, s.tgid);
+      const r = pt.cont(tid, 0);
+      if (r < 0) {
+        if (r === -ESRCH) { this.vanish(tid, s.tgid); return true; }
+        throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
+      }
+      pt.interrupt(tid);
+      return false;
+    }
+    // a signal-delivery-stop (ev 0) or another event: let the task take the signal, then trap it again
+    this.stats.reinjected++;
+    const r = pt.cont(tid, ev === 0 ? sig : 0);
+    if (r < 0) {
+      if (r === -ESRCH) { this.vanish(tid, s.tgid); return true; }
+      throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
+    }
+    pt.interrupt(tid);
+    return false;
+  }
+
+  private becameZombie(tid: number): boolean {
+    const s = this.seized.get(tid);
+    if (!s || tid !== s.tgid) return false;
+    const st = readStat(`/proc/${tid}/stat`);
+    if (!st || (st.state !== 'Z' && st.state !== 'X')) return false;
+    const p = this.procs.get(tid);
+    this.seized.delete(tid);
+    if (p) this.zombie(tid, p);
+    return true;
+  }
+
+  private stuck(pending: number[]): never {
+    const tid = pending[0];
+    const st = readStat(`/proc/${tid}/stat`);
+    throw new FreezeError(
+      `${pending.length} task(s) did not stop within ${this.timeoutMs} ms, e.g. pid ${tid} ` +
+      `(state ${st?.state ?? '?'}, wchan ${readWchan(tid)}); a task in uninterruptible sleep or a vfork parent ` +
+      'cannot be seized until it wakes: retry, or use --freeze cgroup',
+      tid);
+  }
+
+  /**
+   * Detach every seized task (synchronous, idempotent). A task still on its way to the interrupt stop is
+   * waited for (bounded) so it can be detached; a signal it dequeued meanwhile is delivered by the detach.
+   */
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    const pending: number[] = [];
+    for (const [tid, s] of this.seized) {
+      if (s.st === St.Stopped) {
+        const r = pt.detach(tid, 0);
+        if (r === -ESRCH) this.reapIfDead(tid);
+      } else {
+        pending.push(tid);
+      }
+    }
+    let list = pending;
+    const deadline = performance.now() + Math.min(this.timeoutMs, 2000);
+    const opts = pt.__WALL | pt.WNOHANG;
+    while (list.length && performance.now() < deadline) {
+      const next: number[] = [];
+      for (const tid of list) {
+        const w = pt.waitpid(tid, opts);
+        if (w.pid === 0) { next.push(tid); continue; }
+        if (w.pid < 0 || !pt.WIFSTOPPED(w.status)) continue; // gone
+        const ev = pt.WPTRACEEVENT(w.status);
+        pt.detach(tid, ev === 0 ? pt.WSTOPSIG(w.status) : 0);
+      }
+      list = next;
+      if (list.length) sleepMs(0.1);
+    }
+    // anything left stops later and is released by the kernel when this thread exits
+    this.seized.clear();
+  }
+
+  /** PTRACE_DETACH gave ESRCH: the tracee was killed meanwhile; reap its ptrace exit so it is not left behind. */
+  private reapIfDead(tid: number): void {
+    pt.waitpid(tid, pt.__WALL | pt.WNOHANG);
+  }
+}
+
+export const ptraceFreezer: Freezer = {
+  method: 'ptrace',
+  async freeze(root: number, opts: FreezeOptions = {}): Promise<FrozenTree> {
+    recoverStaleFreezes();
+    const session = new PtraceSession(root, opts);
+    const guard = guardFreeze(() => session.release());
+    try {
+      session.run();
+    } catch (e) {
+      guard.release();
+      throw e;
+    }
+    return {
+      states: session.states,
+      tracerPid: process.pid,
+      frozen: new Set(session.seized.keys()),
+      async thaw(): Promise<void> {
+        session.release();
+        guard.release();
+      },
+    };
+  },
+};

@@ -1,0 +1,294 @@
+/**
+ * The bpf source: a BPF task iterator (iter/task, task_iter.bpf.c) that emits one 320-byte record per task,
+ * read with 32 KiB read(2) calls and decoded into Task records (record.ts).
+ *
+ * Two ways to reach the iterator:
+ * - pinned: `tdcollect bpf pin` left an iterator link in bpffs (PIN_PATH). Opening it starts an
+ *   iteration; no load, no bpf(2) call, and readable by whoever the file mode allows. A pinned iterator runs
+ *   in all-tasks mode (its filter is never set), so subtrees are cut out in user space from the ppid links.
+ * - loaded: this process loads the object with libbpf (20–45 ms, CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN),
+ *   attaches it once and, per collection, writes the root into the program's mmap'ed .bss so that the
+ *   kernel filters the subtree itself.
+ */
+import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { dirname, join } from 'node:path';
+import { NoProcessError, PermissionError, UnavailableError } from '../../../errors.js';
+import {
+  BPF_CAPS, BPFFS, BpfObject, BpfLink, drainIter, libbpfAvailable, openPinnedIter, writeU32,
+} from '../../../sys/bpf.js';
+import type { OptionalField, Task } from '../../task.js';
+import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
+import {
+  BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
+  viewRecords, type RecordView,
+} from './record.js';
+
+export const OBJECT_FILE = 'task_iter.bpf.o';
+export const PROGRAM_NAME = 'td_task_iter';
+/** Default pin location; TDCOLLECT_BPF_PIN overrides it, and TDCOLLECT_BPF_PIN=none disables pinned use. */
+export const DEFAULT_PIN_PATH = `${BPFFS}/tdcollect/tasks-v${RECORD_VERSION}`;
+
+export function pinPath(): string | undefined {
+  const env = process.env.TDCOLLECT_BPF_PIN;
+  if (env === 'none' || env === '') return undefined;
+  return env ?? DEFAULT_PIN_PATH;
+}
+
+/** Locate the built BPF object: beside this file (src/) or, when running from dist/, in src/. */
+export function objectPath(): string {
+  const here = dirname(fileURLToPath(import.meta.url));
+  const candidates = [join(here, OBJECT_FILE), join(here, '../../../../src/collector/sources/bpf', OBJECT_FILE)];
+  for (const c of candidates) if (existsSync(c)) return c;
+  throw new UnavailableError('bpf', `BPF object ${OBJECT_FILE} not found (looked in ${candidates.join(', ')}); run npm run build:bpf`);
+}
+
+const CAP_SYS_ADMIN = 21;
+const CAP_PERFMON = 38;
+const CAP_BPF = 39;
+
+/** Whether this process's effective capabilities allow loading a BPF iterator. */
+export function hasBpfCaps(): boolean {
+  let status: string;
+  try { status = readFileSync('/proc/self/status', 'latin1'); } catch { return false; }
+  const i = status.indexOf('\nCapEff:\t');
+  if (i < 0) return false;
+  const hex = status.slice(i + 9, i + 25);
+  const lo = parseInt(hex.slice(8), 16);
+  const hi = parseInt(hex.slice(0, 8), 16);
+  const has = (bit: number) => (bit < 32 ? (lo >>> bit) & 1 : (hi >>> (bit - 32)) & 1) === 1;
+  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+}
+
+function pinnedReadable(path: string | undefined): boolean {
+  if (!path) return false;
+  try {
+    accessSync(path, fsConstants.R_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A loaded and attached iterator owned by this process. */
+export class LoadedIterator {
+  private constructor(
+    private readonly obj: BpfObject,
+    readonly link: BpfLink,
+    private readonly bss: { ptr: unknown; size: number },
+  ) {}
+
+  /** Open, load and attach the task iterator (the 20–45 ms one-time cost). */
+  static load(): LoadedIterator {
+    if (!hasBpfCaps()) {
+      throw new PermissionError('CAP_BPF', undefined,
+        `loading the BPF task iterator needs ${BPF_CAPS} (or read a pinned one: tdcollect bpf pin)`);
+    }
+    const elf = readFileSync(objectPath());
+    const obj = BpfObject.open(elf, 'tdcollect');
+    try {
+      obj.load();
+      const bss = obj.mapGlobalData('.bss');
+      if (bss.size < 8) throw new UnavailableError('bpf', `BPF object ${OBJECT_FILE} has a ${bss.size}-byte .bss, expected 8`);
+      const link = obj.program(PROGRAM_NAME).attachIter();
+      return new LoadedIterator(obj, link, bss);
+    } catch (e) {
+      obj.close();
+      throw e;
+    }
+  }
+
+  /** Set the in-kernel filter: root tgid (0 = every task), leaders only. */
+  configure(root: number, leadersOnly: boolean): void {
+    writeU32(this.bss.ptr, 0, root);
+    writeU32(this.bss.ptr, 4, leadersOnly ? 1 : 0);
+  }
+
+  /** A new iteration's fd. */
+  open(): number {
+    return this.link.createIter();
+  }
+
+  close(): void {
+    this.link.destroy();
+    this.obj.close();
+  }
+}
+
+/** Keep only the records of root's subtree, using the leaders' ppid links (user-space filtering). */
+function subtreeIndexes(v: RecordView, root: number, threads: boolean): number[] {
+  const parentOf = new Map<number, number>();
+  for (let i = 0; i < v.count; i++) {
+    const tgid = recTgid(v, i);
+    if (recPid(v, i) === tgid) parentOf.set(tgid, recPpid(v, i));
+  }
+  const member = new Map<number, boolean>([[root, true]]);
+  const path: number[] = [];
+  const isMember = (tgid: number): boolean => {
+    let t = tgid;
+    let known: boolean | undefined;
+    path.length = 0;
+    for (;;) {
+      known = member.get(t);
+      if (known !== undefined) break;
+      path.push(t);
+      const p = parentOf.get(t);
+      if (p === undefined || p === 0 || path.length > parentOf.size) { known = false; break; }
+      t = p;
+    }
+    for (const x of path) member.set(x, known);
+    return known;
+  };
+  const out: number[] = [];
+  for (let i = 0; i < v.count; i++) {
+    const tgid = recTgid(v, i);
+    if (!threads && recPid(v, i) !== tgid) continue;
+    if (isMember(tgid)) out.push(i);
+  }
+  return out;
+}
+
+/** Groups beyond the record's MAX_GROUPS come from /proc/TGID/task/TID/status (rare). */
+function fullGroups(task: Task): number[] | undefined {
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${task.tgid}/task/${task.pid}/status`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const i = status.indexOf('\nGroups:');
+  if (i < 0) return undefined;
+  const groups: number[] = [];
+  let n = -1;
+  for (let k = i + 8; k < status.length; k++) {
+    const c = status.charCodeAt(k);
+    if (c >= 48 && c <= 57) {
+      n = (n < 0 ? 0 : n * 10) + (c - 48);
+    } else {
+      if (n >= 0) groups.push(n);
+      n = -1;
+      if (c === 10) break;
+    }
+  }
+  return groups;
+}
+
+function decodeAt(v: RecordView, i: number): Task {
+  const t = decodeRecord(v, i);
+  if (recNgroups(v, i) > MAX_GROUPS) t.groups = fullGroups(t);
+  return t;
+}
+
+export interface BpfSourceOptions {
+  /** pinned iterator to use when present; undefined = never use one */
+  pinPath?: string | undefined;
+  /** use the pinned iterator when readable (default true) */
+  usePinned?: boolean;
+}
+
+export class BpfSource implements Source {
+  readonly name = 'bpf' as const;
+  /** every optional field is filled (seccomp only on kernels with CONFIG_SECCOMP) */
+  readonly missing: readonly OptionalField[] = [];
+  private reads = 0;
+  private syscalls = 0;
+  private constructor(private readonly loaded: LoadedIterator | undefined, readonly pinned: string | undefined) {}
+
+  static open(opts: BpfSourceOptions = { pinPath: pinPath() }): BpfSource {
+    const path = opts.pinPath;
+    if ((opts.usePinned ?? true) && pinnedReadable(path)) return new BpfSource(undefined, path);
+    return new BpfSource(LoadedIterator.load(), undefined);
+  }
+
+  /** 'pinned' when reading a pinned iterator, 'loaded' when this process loaded its own */
+  get mode(): 'pinned' | 'loaded' {
+    return this.loaded ? 'loaded' : 'pinned';
+  }
+
+  private read(root: number, leadersOnly: boolean): RecordView {
+    let fd: number;
+    if (this.loaded) {
+      this.loaded.configure(root, leadersOnly);
+      fd = this.loaded.open();
+    } else {
+      fd = openPinnedIter(this.pinned!);
+    }
+    const r = drainIter(fd);
+    this.reads += r.reads;
+    this.syscalls += r.reads + 2; // iter_create/open, reads, close
+    return viewRecords(r.buf, r.length);
+  }
+
+  async collectTree(root: number): Promise<Task[]> {
+    return this.collectTreeSync(root);
+  }
+
+  collectTreeSync(root: number): Task[] {
+    let v: RecordView;
+    let idx: number[] | undefined;
+    if (this.loaded) {
+      v = this.read(root, false);
+      for (let i = 0; i < v.count; i++) {
+        if (recBits(v, i) & BIT_UNDECIDED) { idx = []; break; }
+      }
+      if (idx) { // a branch deeper than the in-kernel walk: filter everything here instead
+        v = this.read(0, false);
+        idx = subtreeIndexes(v, root, true);
+      }
+    } else {
+      v = this.read(0, false);
+      idx = subtreeIndexes(v, root, true);
+    }
+    const tasks: Task[] = [];
+    let found = false;
+    const n = idx ? idx.length : v.count;
+    for (let k = 0; k < n; k++) {
+      const i = idx ? idx[k] : k;
+      const t = decodeAt(v, i);
+      if (t.pid === root) found = true;
+      tasks.push(t);
+    }
+    if (!found) throw new NoProcessError(root);
+    return tasks;
+  }
+
+  async collectAll(opts: { threads: boolean }): Promise<Task[]> {
+    return this.collectAllSync(opts);
+  }
+
+  collectAllSync(opts: { threads: boolean }): Task[] {
+    const v = this.read(0, !opts.threads);
+    const tasks: Task[] = [];
+    for (let i = 0; i < v.count; i++) {
+      if (!opts.threads && recPid(v, i) !== recTgid(v, i)) continue;
+      tasks.push(decodeAt(v, i));
+    }
+    return tasks;
+  }
+
+  stats(): SourceStats {
+    return { syscalls: this.syscalls, roundTrips: this.reads };
+  }
+
+  close(): void {
+    this.loaded?.close();
+  }
+}
+
+export const bpfFactory: SourceFactory = {
+  name: 'bpf',
+  async probe(): Promise<Probe> {
+    const path = pinPath();
+    if (pinnedReadable(path)) return { ok: true, detail: `pinned iterator ${path}` };
+    if (!existsSync('/sys/kernel/btf/vmlinux')) {
+      return { ok: false, reason: 'kernel without BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)' };
+    }
+    const lib = libbpfAvailable();
+    if (!lib.ok) return { ok: false, reason: lib.reason };
+    if (!hasBpfCaps()) return { ok: false, reason: `loading the BPF task iterator needs ${BPF_CAPS}` };
+    return { ok: true, detail: 'loads the iterator' };
+  },
+  async open(): Promise<Source> {
+    return BpfSource.open();
+  },
+};

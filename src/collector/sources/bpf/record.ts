@@ -1,0 +1,187 @@
+/**
+ * The binary record the BPF task iterator (task_iter.bpf.c, struct td_task) emits, one per task, and its
+ * decoding into Task records. Pure functions over a Buffer: no kernel access.
+ *
+ * Grammar (all little-endian, 320 bytes, no padding):
+ *   off  size field
+ *     0  6×u32 tgid pid ppid tpid sid pgid   (reader's pid namespace; 0 = no number there)
+ *    24  u32 state        raw task->__state
+ *    28  u32 exit_state   raw task->exit_state (EXIT_ZOMBIE 0x20, EXIT_DEAD 0x10)
+ *    32  u32 flags        PF_*
+ *    36  u32 ptrace       PT_* (tpid is filled when non-zero)
+ *    40  8×u32 uid euid suid fsuid gid egid sgid fsgid (kernel ids, init user namespace)
+ *    72  u32 securebits
+ *    76  u32 ngroups      the true number of supplementary groups
+ *    80  u32 personality
+ *    84  i32 exit_code    raw task->exit_code
+ *    88  i32 prio         task->prio (0..139)
+ *    92  i32 static_prio  task->static_prio (100..139)
+ *    96  u32 rt_priority
+ *   100  u32 policy       SCHED_*
+ *   104  u32 seccomp      task->seccomp.mode
+ *   108  u32 bits         1 no_new_privs, 2 undecided (ancestor walk hit its bound), 4 no seccomp field
+ *   112  5×u64 cap inh prm eff bnd amb
+ *   152  u64 blocked      blocked signal mask
+ *   160  u64 start_time   clock ticks after boot (start_boottime / 10,000,000 ns)
+ *   168  u64 robust_list  user address of the robust futex list head
+ *   176  16×u8 comm       NUL-padded
+ *   192  32×u32 groups    the first min(ngroups, 32) groups, rest 0
+ *   320
+ */
+import type { Mask64, Task, TaskState } from '../../task.js';
+
+export const RECORD_SIZE = 320;
+/** bumped whenever the layout changes; part of the pin path so a stale pinned iterator is never read */
+export const RECORD_VERSION = 1;
+export const MAX_GROUPS = 32;
+export const BIT_NO_NEW_PRIVS = 0x1;
+export const BIT_UNDECIDED = 0x2;
+export const BIT_NO_SECCOMP = 0x4;
+/** sizeof(struct robust_list_head), what get_robust_list(2) reports as the length */
+export const ROBUST_LIST_HEAD_SIZE = 24;
+
+/** Byte offset of every member of struct td_task, by its C name (checked against the object's DWARF). */
+export const FIELD_OFFSETS = {
+  tgid: 0, pid: 4, ppid: 8, tpid: 12, sid: 16, pgid: 20, state: 24, exit_state: 28, flags: 32, ptrace: 36,
+  uid: 40, euid: 44, suid: 48, fsuid: 52, gid: 56, egid: 60, sgid: 64, fsgid: 68,
+  securebits: 72, ngroups: 76, personality: 80, exit_code: 84, prio: 88, static_prio: 92,
+  rt_priority: 96, policy: 100, seccomp: 104, bits: 108,
+  cap_inh: 112, cap_prm: 120, cap_eff: 128, cap_bnd: 136, cap_amb: 144, blocked: 152, start_time: 160,
+  robust_list: 168, comm: 176, groups: 192,
+} as const;
+
+const O = FIELD_OFFSETS;
+/** u32 word offsets */
+const W = {
+  tgid: O.tgid / 4, pid: O.pid / 4, ppid: O.ppid / 4, tpid: O.tpid / 4, sid: O.sid / 4, pgid: O.pgid / 4,
+  state: O.state / 4, exitState: O.exit_state / 4, flags: O.flags / 4, ptrace: O.ptrace / 4,
+  uid: O.uid / 4, euid: O.euid / 4, suid: O.suid / 4, fsuid: O.fsuid / 4,
+  gid: O.gid / 4, egid: O.egid / 4, sgid: O.sgid / 4, fsgid: O.fsgid / 4,
+  securebits: O.securebits / 4, ngroups: O.ngroups / 4, personality: O.personality / 4,
+  exitCode: O.exit_code / 4, prio: O.prio / 4, staticPrio: O.static_prio / 4,
+  rtPriority: O.rt_priority / 4, policy: O.policy / 4, seccomp: O.seccomp / 4, bits: O.bits / 4,
+  capInh: O.cap_inh / 4, capPrm: O.cap_prm / 4, capEff: O.cap_eff / 4, capBnd: O.cap_bnd / 4,
+  capAmb: O.cap_amb / 4, blocked: O.blocked / 4, startTime: O.start_time / 4, robustList: O.robust_list / 4,
+  comm: O.comm / 4, groups: O.groups / 4,
+} as const;
+const WORDS = RECORD_SIZE / 4;
+
+// include/linux/sched.h state bits (6.1+)
+const TASK_REPORT = 0x7f;
+const TASK_IDLE = 0x402; // TASK_UNINTERRUPTIBLE | TASK_NOLOAD
+const TASK_REPORT_IDLE = 0x80;
+const TASK_UNINTERRUPTIBLE = 0x2;
+const TASK_RTLOCK_WAIT = 0x1000;
+const TASK_FROZEN = 0x8000;
+/** fs/proc/array.c task_state_array, indexed by fls(state) */
+const STATE_LETTERS: readonly TaskState[] = ['R', 'S', 'D', 'T', 't', 'X', 'Z', 'P', 'I'];
+
+/**
+ * The /proc state letter of a raw (__state, exit_state) pair, exactly as the kernel's __task_state_index():
+ * TASK_IDLE reports I, TASK_RTLOCK_WAIT and TASK_FROZEN report D, anything else the highest TASK_REPORT bit.
+ */
+export function decodeState(state: number, exitState: number): TaskState {
+  let s = (state | exitState) & TASK_REPORT;
+  if ((state & TASK_IDLE) === TASK_IDLE) s = TASK_REPORT_IDLE;
+  if ((state & TASK_RTLOCK_WAIT) !== 0 || (state & TASK_FROZEN) !== 0) s = TASK_UNINTERRUPTIBLE;
+  return STATE_LETTERS[s === 0 ? 0 : 32 - Math.clz32(s)];
+}
+
+/** Word views over a record buffer (copied once when the buffer is not 4-byte aligned). */
+export interface RecordView {
+  u32: Uint32Array;
+  i32: Int32Array;
+  bytes: Buffer;
+  count: number;
+}
+
+export function viewRecords(buf: Buffer, length: number): RecordView {
+  if (length % RECORD_SIZE !== 0) {
+    throw new RangeError(`BPF iterator output of ${length} bytes is not a whole number of ${RECORD_SIZE}-byte records`);
+  }
+  let b = buf;
+  if (b.byteOffset % 4 !== 0) {
+    b = Buffer.alloc(length);
+    buf.copy(b, 0, 0, length);
+  }
+  return {
+    u32: new Uint32Array(b.buffer, b.byteOffset, length / 4),
+    i32: new Int32Array(b.buffer, b.byteOffset, length / 4),
+    bytes: b,
+    count: length / RECORD_SIZE,
+  };
+}
+
+const mask = (u32: Uint32Array, w: number): Mask64 => [u32[w], u32[w + 1]];
+
+/** task->comm: ASCII built char by char (faster than a Buffer slice for 15 bytes), else UTF-8. */
+function comm(bytes: Buffer, off: number): string {
+  let s = '';
+  const lim = off + 16;
+  for (let i = off; i < lim; i++) {
+    const c = bytes[i];
+    if (c === 0) return s;
+    if (c > 127) {
+      let end = i;
+      while (end < lim && bytes[end] !== 0) end++;
+      return bytes.toString('utf8', off, end);
+    }
+    s += String.fromCharCode(c);
+  }
+  return s;
+}
+
+/** Fields of record i needed before deciding whether to decode it. */
+export function recTgid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.tgid]; }
+export function recPid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.pid]; }
+export function recPpid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.ppid]; }
+export function recBits(v: RecordView, i: number): number { return v.u32[i * WORDS + W.bits]; }
+export function recNgroups(v: RecordView, i: number): number { return v.u32[i * WORDS + W.ngroups]; }
+
+/**
+ * Decode record i into a Task. When the task has more than MAX_GROUPS groups, `groups` holds only the
+ * first MAX_GROUPS and the caller completes it (recNgroups tells the true count).
+ */
+export function decodeRecord(v: RecordView, i: number): Task {
+  const u32 = v.u32;
+  const w = i * WORDS;
+  const ng = u32[w + W.ngroups];
+  const bits = u32[w + W.bits];
+  const exitState = u32[w + W.exitState];
+  const g = w + W.groups;
+  const groups: number[] = new Array(ng < MAX_GROUPS ? ng : MAX_GROUPS);
+  for (let k = 0; k < groups.length; k++) groups[k] = u32[g + k];
+  return {
+    pid: u32[w + W.pid],
+    tgid: u32[w + W.tgid],
+    ppid: u32[w + W.ppid],
+    tpid: u32[w + W.ptrace] !== 0 ? u32[w + W.tpid] : 0,
+    sid: u32[w + W.sid],
+    pgid: u32[w + W.pgid],
+    state: decodeState(u32[w + W.state], exitState),
+    comm: comm(v.bytes, (w + W.comm) * 4),
+    uid: u32[w + W.uid], euid: u32[w + W.euid], suid: u32[w + W.suid], fsuid: u32[w + W.fsuid],
+    gid: u32[w + W.gid], egid: u32[w + W.egid], sgid: u32[w + W.sgid], fsgid: u32[w + W.fsgid],
+    capInh: mask(u32, w + W.capInh),
+    capPrm: mask(u32, w + W.capPrm),
+    capEff: mask(u32, w + W.capEff),
+    capBnd: mask(u32, w + W.capBnd),
+    capAmb: mask(u32, w + W.capAmb),
+    groups,
+    securebits: u32[w + W.securebits],
+    noNewPrivs: (bits & BIT_NO_NEW_PRIVS) !== 0,
+    seccomp: (bits & BIT_NO_SECCOMP) !== 0 ? undefined : u32[w + W.seccomp],
+    startTime: u32[w + W.startTime] + u32[w + W.startTime + 1] * 0x1_0000_0000,
+    personality: u32[w + W.personality],
+    flags: u32[w + W.flags],
+    sigBlk: mask(u32, w + W.blocked),
+    nice: v.i32[w + W.staticPrio] - 120,
+    policy: u32[w + W.policy],
+    priority: v.i32[w + W.prio] - 100,
+    rtPriority: u32[w + W.rtPriority],
+    // /proc stat field 52 shows exit_code only once the task has exited
+    exitCode: exitState !== 0 ? v.i32[w + W.exitCode] : 0,
+    futexRla: u32[w + W.robustList] + u32[w + W.robustList + 1] * 0x1_0000_0000,
+    futexRlaLen: ROBUST_LIST_HEAD_SIZE,
+  };
+}

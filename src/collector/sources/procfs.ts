@@ -1,0 +1,454 @@
+/**
+ * The procfs source: walks a tree the way CRIU's collect_pstree() does (/proc/PID/task for threads,
+ * /proc/PID/task/TID/children of EVERY thread for children, so a child forked by a non-leader thread is
+ * found), and reads each task's values from its own /proc/PID/task/TID files. It is the baseline every
+ * other source is measured against, so it is written to be fast and honest:
+ *
+ *   per thread  stat (state, ids, flags, priority, nice, start time, rt priority, policy, exit code, comm)
+ *               status (TracerPid, Uid, Gid, Groups, SigBlk, Cap*, NoNewPrivs, Seccomp)
+ *               personality (hex text)
+ *               children (tree walk only; its thread's child processes)
+ *               get_robust_list(tid) (one syscall, src/sys/robust.ts)
+ *   per process readdir(/proc/PID/task), only when stat's num_threads says there is more than one thread
+ *
+ * Every file is opened, read once into one reusable buffer and closed (3 syscalls; a seq_file that may
+ * span pages, i.e. `children`, is read again only when the first read came back nearly a page long).
+ * Values are parsed from the bytes in place: no split, no regex, no per-line strings.
+ * securebits is not in /proc, so it stays undefined and is listed in `missing`.
+ *
+ * The walk is one pass: on a frozen tree it is exact; on a live tree, tasks that vanish mid-walk
+ * (ENOENT/ESRCH) are skipped and a child whose parent no longer matches (pid reused) is dropped.
+ */
+import { closeSync, existsSync, openSync, readSync, readdirSync, constants as fsc } from 'node:fs';
+import { NoProcessError, PermissionError, UnavailableError } from '../../errors.js';
+import { getRobustList, type RobustList } from '../../sys/robust.js';
+import type { Mask64, OptionalField, Task, TaskState } from '../task.js';
+import type { Probe, Source, SourceFactory, SourceStats } from './source.js';
+
+/** read() came back with a task that no longer exists */
+const GONE = -1;
+/** a seq_file (children) fills at most one page per read; a shorter answer than this is the end */
+const SEQ_PAGE_END = 4096 - 32;
+
+const O_RDONLY = fsc.O_RDONLY;
+
+const C_SPACE = 0x20, C_TAB = 0x09, C_NL = 0x0a, C_MINUS = 0x2d, C_LPAREN = 0x28, C_RPAREN = 0x29, C_COLON = 0x3a;
+const C_0 = 0x30, C_9 = 0x39;
+
+/** task state by its /proc letter; unknown letters are kept as they are */
+const STATE_BY_CODE: string[] = [];
+for (let c = 0; c < 128; c++) STATE_BY_CODE.push(String.fromCharCode(c));
+
+const HEX: Int8Array = (() => {
+  const h = new Int8Array(256).fill(-1);
+  for (let i = 0; i < 10; i++) h[0x30 + i] = i;
+  for (let i = 0; i < 6; i++) { h[0x61 + i] = 10 + i; h[0x41 + i] = 10 + i; }
+  return h;
+})();
+
+const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const K_TRACERPID = bytes('TracerPid');
+const K_UID = bytes('Uid');
+const K_GID = bytes('Gid');
+const K_GROUPS = bytes('Groups');
+const K_SIGBLK = bytes('SigBlk');
+const K_CAPINH = bytes('CapInh');
+const K_CAPPRM = bytes('CapPrm');
+const K_CAPEFF = bytes('CapEff');
+const K_CAPBND = bytes('CapBnd');
+const K_CAPAMB = bytes('CapAmb');
+const K_NONEWPRIVS = bytes('NoNewPrivs');
+const K_SECCOMP = bytes('Seccomp');
+
+function errCode(e: unknown): string | undefined {
+  return (e as NodeJS.ErrnoException | undefined)?.code;
+}
+
+/**
+ * Reads whole /proc files into one growing buffer and parses numbers out of it in place.
+ * `pos` is the parse cursor.
+ */
+class ProcReader {
+  buf: Buffer = Buffer.allocUnsafe(1 << 16);
+  len = 0;
+  pos = 0;
+  syscalls = 0;
+
+  /**
+   * Read `path` whole into buf. Returns its length, or GONE when the task no longer exists.
+   * EACCES/EPERM throw PermissionError when `strict`, else return GONE - 1 (-2).
+   */
+  read(path: string, pid: number, seq: boolean, strict: boolean): number {
+    let fd: number;
+    this.syscalls++;
+    try {
+      fd = openSync(path, O_RDONLY);
+    } catch (e) {
+      return this.failed(e, path, pid, strict);
+    }
+    let n = 0;
+    try {
+      for (;;) {
+        if (n === this.buf.length) {
+          const bigger = Buffer.allocUnsafe(this.buf.length * 2);
+          this.buf.copy(bigger, 0, 0, n);
+          this.buf = bigger;
+        }
+        this.syscalls++;
+        const r = readSync(fd, this.buf, n, this.buf.length - n, null);
+        n += r;
+        if (r === 0) break;
+        // single_open files (stat, status, personality) hand out everything in one read when it fits;
+        // a seq_file of records (children) at most a page per read
+        if (seq ? r < SEQ_PAGE_END : n < this.buf.length) break;
+      }
+    } catch (e) {
+      return this.failed(e, path, pid, strict);
+    } finally {
+      this.syscalls++;
+      closeSync(fd);
+    }
+    this.len = n;
+    this.pos = 0;
+    return n;
+  }
+
+  private failed(e: unknown, path: string, pid: number, strict: boolean): number {
+    const code = errCode(e);
+    if (code === 'ENOENT' || code === 'ESRCH') return GONE;
+    if (code === 'EACCES' || code === 'EPERM') {
+      if (!strict) return GONE - 1;
+      throw new PermissionError('CAP_SYS_PTRACE', pid,
+        `cannot read ${path}: reading pid ${pid} needs CAP_SYS_PTRACE (or the same user)`);
+    }
+    throw e;
+  }
+
+  /** parse a signed decimal at pos and step over one separator */
+  int(): number {
+    const b = this.buf;
+    let p = this.pos;
+    let neg = false;
+    if (b[p] === C_MINUS) { neg = true; p++; }
+    let v = 0;
+    let c = b[p];
+    while (c >= C_0 && c <= C_9) { v = v * 10 + (c - C_0); c = b[++p]; }
+    this.pos = p + 1;
+    return neg ? -v : v;
+  }
+
+  /** step over `n` space-separated fields */
+  skip(n: number): void {
+    const b = this.buf;
+    let p = this.pos;
+    while (n > 0) {
+      while (b[p] !== C_SPACE) p++;
+      p++;
+      n--;
+    }
+    this.pos = p;
+  }
+
+  /** parse 16 hex digits at pos into [lo, hi] */
+  mask64(): Mask64 {
+    const b = this.buf;
+    let p = this.pos;
+    let hi = 0, lo = 0, d = 0;
+    // as many hex digits as there are (16 for every mask /proc prints); the low 8 go into lo
+    let end = p;
+    while (HEX[b[end]] >= 0) end++;
+    const split = end - 8 > p ? end - 8 : p;
+    for (; p < split; p++) { d = HEX[b[p]]; hi = hi * 16 + d; }
+    for (; p < end; p++) { d = HEX[b[p]]; lo = lo * 16 + d; }
+    this.pos = end + 1;
+    return [lo >>> 0, hi >>> 0];
+  }
+
+  /** bytes [pos, pos+key.length) equal key and are followed by ':' */
+  isKey(key: Uint8Array, p: number, colon: number): boolean {
+    if (colon - p !== key.length) return false;
+    const b = this.buf;
+    for (let i = 0; i < key.length; i++) if (b[p + i] !== key[i]) return false;
+    return true;
+  }
+}
+
+/** The Task fields parsed from stat, kept between the stat and status reads of one thread. */
+interface StatFields {
+  comm: string;
+  state: TaskState;
+  ppid: number;
+  pgid: number;
+  sid: number;
+  flags: number;
+  priority: number;
+  nice: number;
+  numThreads: number;
+  startTime: number;
+  rtPriority: number;
+  policy: number;
+  exitCode: number;
+}
+
+const MISSING: readonly OptionalField[] = ['securebits'];
+
+export class ProcfsSource implements Source {
+  readonly name = 'procfs' as const;
+  readonly missing = MISSING;
+  private readonly r = new ProcReader();
+  private readonly st: StatFields = {
+    comm: '', state: 'S', ppid: 0, pgid: 0, sid: 0, flags: 0, priority: 0, nice: 0, numThreads: 0,
+    startTime: 0, rtPriority: 0, policy: 0, exitCode: 0,
+  };
+  private readonly robust: RobustList = { head: 0, len: 0 };
+  private closed = false;
+
+  async collectTree(root: number): Promise<Task[]> {
+    this.check();
+    const tasks: Task[] = [];
+    const seen = new Set<number>();
+    // depth-first: pending processes with the parent they were found under
+    const stack: number[] = [root, -1];
+    while (stack.length) {
+      const parent = stack.pop()!;
+      const tgid = stack.pop()!;
+      if (seen.has(tgid)) continue;
+      seen.add(tgid);
+      if (!this.readProcess(tgid, parent, true, true, tasks, stack) && tgid === root) throw new NoProcessError(root);
+    }
+    return tasks;
+  }
+
+  async collectAll(opts: { threads: boolean }): Promise<Task[]> {
+    this.check();
+    const r = this.r;
+    r.syscalls += 4; // open, getdents64 until empty, close (approximately: a big /proc takes more getdents)
+    const names = readdirSync('/proc');
+    const tasks: Task[] = [];
+    for (const name of names) {
+      const c = name.charCodeAt(0);
+      if (c < C_0 || c > C_9) continue;
+      const tgid = Number(name);
+      this.readProcess(tgid, -1, opts.threads, false, tasks, undefined);
+    }
+    return tasks;
+  }
+
+  stats(): SourceStats {
+    return { syscalls: this.r.syscalls };
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private check(): void {
+    if (this.closed) throw new UnavailableError('procfs', 'the procfs source is closed');
+  }
+
+  /**
+   * Append the tasks of process tgid (its leader first, then its other threads when `threads`).
+   * With `children`, push each child found in the threads' children files onto `queue` as
+   * (child, tgid) pairs. Returns false when the process is gone.
+   */
+  private readProcess(
+    tgid: number, parent: number, threads: boolean, strict: boolean, out: Task[], queue: number[] | undefined,
+  ): boolean {
+    const leader = this.readTask(tgid, tgid, parent, strict, queue);
+    if (!leader) return false;
+    out.push(leader);
+    if (!threads || this.st.numThreads <= 1) return true;
+    // the leader's stat said there are more threads: list them
+    let names: string[];
+    this.r.syscalls += 4;
+    try {
+      names = readdirSync(`/proc/${tgid}/task`);
+    } catch (e) {
+      const code = errCode(e);
+      if (code === 'ENOENT' || code === 'ESRCH') return true;
+      if (code === 'EACCES' || code === 'EPERM') {
+        if (!strict) return true;
+        throw new PermissionError('CAP_SYS_PTRACE', tgid, `cannot list /proc/${tgid}/task: needs CAP_SYS_PTRACE for pid ${tgid}`);
+      }
+      throw e;
+    }
+    for (const name of names) {
+      const tid = Number(name);
+      if (tid === tgid) continue;
+      const t = this.readTask(tgid, tid, -1, strict, queue);
+      if (t) out.push(t);
+    }
+    return true;
+  }
+
+  /** One thread's Task, or undefined when it vanished. */
+  private readTask(tgid: number, tid: number, parent: number, strict: boolean, queue: number[] | undefined): Task | undefined {
+    const r = this.r;
+    const base = `/proc/${tgid}/task/${tid}/`;
+    if (r.read(base + 'stat', tgid, false, strict) < 0) return undefined;
+    const st = this.st;
+    this.parseStat(st);
+    // a pid found in a children file whose parent is now someone else was reused meanwhile
+    if (parent >= 0 && st.ppid !== parent) return undefined;
+    if (r.read(base + 'status', tgid, false, strict) < 0) return undefined;
+    const t: Task = {
+      pid: tid,
+      tgid,
+      ppid: st.ppid,
+      tpid: 0,
+      sid: st.sid,
+      pgid: st.pgid,
+      state: st.state,
+      comm: st.comm,
+      uid: 0, euid: 0, suid: 0, fsuid: 0,
+      gid: 0, egid: 0, sgid: 0, fsgid: 0,
+      capInh: ZERO64, capPrm: ZERO64, capEff: ZERO64, capBnd: ZERO64,
+      startTime: st.startTime,
+      flags: st.flags,
+      nice: st.nice,
+      policy: st.policy,
+      priority: st.priority,
+      rtPriority: st.rtPriority,
+      exitCode: st.exitCode,
+    };
+    // status fills the ids, caps, groups, sigBlk, noNewPrivs, seccomp; optional keys appear only when read
+    this.parseStatus(t);
+    // personality needs PTRACE_MODE_ATTACH: without it the field stays undefined outside a tree walk
+    const pn = r.read(base + 'personality', tgid, false, strict);
+    if (pn === GONE) return undefined;
+    if (pn > 0) {
+      r.pos = 0;
+      t.personality = r.mask64()[0];
+    }
+    if (queue) {
+      if (r.read(base + 'children', tgid, true, strict) < 0) return undefined;
+      r.pos = 0;
+      while (r.pos < r.len) {
+        const c = r.buf[r.pos];
+        if (c < C_0 || c > C_9) { r.pos++; continue; }
+        queue.push(r.int(), tgid);
+      }
+    }
+    r.syscalls++;
+    const rb = this.robust;
+    if (getRobustList(tid, rb) === 0) {
+      t.futexRla = rb.head;
+      t.futexRlaLen = rb.len;
+    }
+    return t;
+  }
+
+  /** /proc/PID/task/TID/stat: comm between the first '(' and the LAST ')', then fields 3.. */
+  private parseStat(st: StatFields): void {
+    const r = this.r;
+    const b = r.buf;
+    let open = 0;
+    while (b[open] !== C_LPAREN) open++;
+    let close = r.len - 1;
+    while (close > open && b[close] !== C_RPAREN) close--;
+    st.comm = b.toString('utf8', open + 1, close);
+    r.pos = close + 2;
+    st.state = STATE_BY_CODE[b[r.pos]] as TaskState;
+    r.pos += 2;
+    st.ppid = r.int(); // 4
+    st.pgid = r.int(); // 5
+    st.sid = r.int(); // 6
+    r.skip(2); // 7 tty_nr, 8 tpgid
+    st.flags = r.int() >>> 0; // 9
+    r.skip(8); // 10..17 faults and times
+    st.priority = r.int(); // 18
+    st.nice = r.int(); // 19
+    st.numThreads = r.int(); // 20
+    r.skip(1); // 21 itrealvalue
+    st.startTime = r.int(); // 22
+    r.skip(17); // 23..39
+    st.rtPriority = r.int(); // 40
+    st.policy = r.int(); // 41
+    r.skip(10); // 42..51
+    st.exitCode = r.int(); // 52
+  }
+
+  /** /proc/PID/task/TID/status: "Key:\tvalue\n" lines, matched by key bytes */
+  private parseStatus(t: Task): void {
+    const r = this.r;
+    const b = r.buf;
+    const end = r.len;
+    let p = 0;
+    while (p < end) {
+      let colon = p;
+      while (colon < end && b[colon] !== C_COLON && b[colon] !== C_NL) colon++;
+      if (colon >= end) break;
+      let v = colon + 1;
+      while (b[v] === C_TAB || b[v] === C_SPACE) v++;
+      r.pos = v;
+      switch (b[p]) {
+        case 0x54: // T
+          if (r.isKey(K_TRACERPID, p, colon)) t.tpid = r.int();
+          break;
+        case 0x55: // U
+          if (r.isKey(K_UID, p, colon)) {
+            t.uid = r.int(); t.euid = r.int(); t.suid = r.int(); t.fsuid = r.int();
+          }
+          break;
+        case 0x47: // G
+          if (r.isKey(K_GID, p, colon)) {
+            t.gid = r.int(); t.egid = r.int(); t.sgid = r.int(); t.fsgid = r.int();
+          } else if (r.isKey(K_GROUPS, p, colon)) {
+            const groups: number[] = [];
+            let q = v;
+            while (b[q] !== C_NL && q < end) {
+              const c = b[q];
+              if (c >= C_0 && c <= C_9) { r.pos = q; groups.push(r.int()); q = r.pos - 1; }
+              q++;
+            }
+            t.groups = groups;
+          }
+          break;
+        case 0x53: // S
+          if (r.isKey(K_SIGBLK, p, colon)) t.sigBlk = r.mask64();
+          else if (r.isKey(K_SECCOMP, p, colon)) t.seccomp = r.int();
+          break;
+        case 0x43: // C
+          if (colon - p === 6 && b[p + 1] === 0x61 && b[p + 2] === 0x70) {
+            if (r.isKey(K_CAPINH, p, colon)) t.capInh = r.mask64();
+            else if (r.isKey(K_CAPPRM, p, colon)) t.capPrm = r.mask64();
+            else if (r.isKey(K_CAPEFF, p, colon)) t.capEff = r.mask64();
+            else if (r.isKey(K_CAPBND, p, colon)) t.capBnd = r.mask64();
+            else if (r.isKey(K_CAPAMB, p, colon)) t.capAmb = r.mask64();
+          }
+          break;
+        case 0x4e: // N
+          if (r.isKey(K_NONEWPRIVS, p, colon)) t.noNewPrivs = r.int() !== 0;
+          break;
+      }
+      // next line
+      p = colon;
+      while (p < end && b[p] !== C_NL) p++;
+      p++;
+    }
+  }
+}
+
+const ZERO64: Mask64 = [0, 0];
+
+let probed: Probe | undefined;
+
+export const procfsFactory: SourceFactory = {
+  name: 'procfs',
+  async probe(): Promise<Probe> {
+    if (probed) return probed;
+    if (!existsSync('/proc/self/stat')) {
+      probed = { ok: false, reason: '/proc is not mounted' };
+    } else if (!existsSync(`/proc/self/task/${process.pid}/children`)) {
+      probed = { ok: false, reason: '/proc/PID/task/TID/children is missing (kernel without CONFIG_PROC_CHILDREN)' };
+    } else {
+      probed = { ok: true };
+    }
+    return probed;
+  },
+  async open(): Promise<Source> {
+    const p = await procfsFactory.probe();
+    if (!p.ok) throw new UnavailableError('procfs', `procfs source: ${p.reason}`);
+    return new ProcfsSource();
+  },
+};

@@ -1,0 +1,17 @@
+/** The image layer: CRIU framing, schemas, Snapshot <-> image directory, JSON form. No kernel access. */
+export { writeImages, writeImagesSync, encodeImages, type WriteOptions, type WriteResult } from './write.js';
+export {
+  readImages, readTasksImage, readCriuImages, verifyCriuImages,
+  type ReadOptions, type TasksImage, type CriuImages, type UnknownFieldAt,
+} from './read.js';
+export { snapshotToJson, taskToJson, maskHex, JSON_SCHEMA_VERSION, type SnapshotJson, type TaskJson } from './json.js';
+export {
+  MAGIC, KIND, frameImage, splitEntries, decodeMessage, decodeImage, encodeMessage,
+  type ImageKind, type RawEntry, type Decoded, type UnknownField,
+} from './framing.js';
+export { schemas, PROTO_DIR, type Schemas } from './schema.js';
+export {
+  TASK_FIELD_MAP, TASK_STATE, ROOT_IDS, MARCH, hostMarch, groupProcesses, ImageWriteError,
+  coreEntry, pstreeEntry, credsEntry, threadCoreEntry, inventoryEntry, taskToPb, pbToTask, headerToPb, pbToHeader,
+  type ProcessGroup,
+} from './codec.js';

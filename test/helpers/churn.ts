@@ -1,0 +1,105 @@
+/**
+ * Trees for the freezer tests and benchmark, spawned by test/fixtures/freeze-churn.c: a large idle tree
+ * (`idle`, `fanout`), or one that forks and reaps workers and grandchildren forever (`churn`), optionally
+ * started inside a cgroup. kill() closes the keeper's stdin; the keeper kills the root's process group,
+ * reaps every descendant and exits, and kill() resolves once it has.
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+export const CHURN_SOURCE = join(HERE, '..', 'fixtures', 'freeze-churn.c');
+
+let built: string | undefined;
+export function churnPath(): string {
+  if (built) return built;
+  const src = readFileSync(CHURN_SOURCE);
+  const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
+  const dir = join(tmpdir(), 'tdcollect-freeze');
+  const bin = join(dir, `freeze-churn-${hash}`);
+  if (!existsSync(bin)) {
+    mkdirSync(dir, { recursive: true });
+    const tmp = `${bin}.${process.pid}.tmp`;
+    try {
+      execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, CHURN_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
+      renameSync(tmp, bin);
+    } finally {
+      rmSync(tmp, { force: true });
+    }
+  }
+  built = bin;
+  return bin;
+}
+
+export interface ChurnOptions {
+  idle?: number;
+  fanout?: number;
+  churn?: number;
+  counter?: string;
+  cgroup?: string;
+}
+
+export interface ChurnTree {
+  root: number;
+  keeper: number;
+  child: ChildProcess;
+  kill(): Promise<void>;
+}
+
+const live = new Set<ChurnTree>();
+let hooked = false;
+
+export async function spawnChurn(o: ChurnOptions): Promise<ChurnTree> {
+  const args: string[] = [];
+  if (o.idle) args.push('--idle', String(o.idle));
+  if (o.fanout) args.push('--fanout', String(o.fanout));
+  if (o.churn) args.push('--churn', String(o.churn));
+  if (o.counter) args.push('--counter', o.counter);
+  if (o.cgroup) args.push('--cgroup', o.cgroup);
+  const child = spawn(churnPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  if (!hooked) {
+    hooked = true;
+    process.on('exit', () => {
+      for (const t of live) {
+        try { process.kill(-t.root, 'SIGKILL'); } catch { /* gone */ }
+        try { process.kill(t.keeper, 'SIGTERM'); } catch { /* gone */ }
+      }
+    });
+  }
+  const line = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    let err = '';
+    child.stderr!.on('data', (b) => { err += b; });
+    child.stdout!.on('data', (b) => {
+      out += b;
+      const i = out.indexOf('\n');
+      if (i >= 0) resolve(out.slice(0, i));
+    });
+    child.once('exit', (c) => reject(new Error(`freeze-churn exited ${c}: ${err.trim()}`)));
+  });
+  child.stdout!.resume();
+  const [, root, keeper] = line.split(' ').map(Number);
+  let killing: Promise<void> | undefined;
+  const t: ChurnTree = {
+    root,
+    keeper,
+    child,
+    kill() {
+      killing ??= (async () => {
+        if (child.exitCode !== null || child.signalCode !== null) { live.delete(t); return; }
+        const exited = new Promise<void>((r) => child.once('exit', () => r()));
+        try { process.kill(-root, 'SIGCONT'); } catch { /* gone */ }
+        child.stdin!.end();
+        await exited;
+        live.delete(t);
+      })();
+      return killing;
+    },
+  };
+  live.add(t);
+  return t;
+}

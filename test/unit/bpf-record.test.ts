@@ -1,0 +1,152 @@
+/** The BPF iterator's binary record (struct td_task) and its decoding; the kernel's state decoding. */
+import { describe, expect, it } from 'vitest';
+import {
+  BIT_NO_NEW_PRIVS, BIT_NO_SECCOMP, BIT_UNDECIDED, FIELD_OFFSETS, MAX_GROUPS, RECORD_SIZE, decodeRecord,
+  decodeState, recBits, recNgroups, recPid, recPpid, recTgid, viewRecords,
+} from '../../src/collector/sources/bpf/record.js';
+
+describe('decodeState (as __task_state_index)', () => {
+  const cases: Array<[number, number, string, string]> = [
+    [0x0000, 0x00, 'R', 'TASK_RUNNING'],
+    [0x0001, 0x00, 'S', 'TASK_INTERRUPTIBLE'],
+    [0x0002, 0x00, 'D', 'TASK_UNINTERRUPTIBLE'],
+    [0x0104, 0x00, 'T', 'TASK_STOPPED = TASK_WAKEKILL | __TASK_STOPPED'],
+    [0x0008, 0x00, 't', 'TASK_TRACED (6.1+: __TASK_TRACED)'],
+    [0x0108, 0x00, 't', 'TASK_TRACED with TASK_WAKEKILL (before 6.1)'],
+    [0x0000, 0x20, 'Z', 'EXIT_ZOMBIE in exit_state'],
+    [0x0000, 0x10, 'X', 'EXIT_DEAD in exit_state'],
+    [0x0040, 0x00, 'P', 'TASK_PARKED'],
+    [0x0402, 0x00, 'I', 'TASK_IDLE = TASK_UNINTERRUPTIBLE | TASK_NOLOAD'],
+    [0x0400, 0x00, 'R', 'TASK_NOLOAD alone is not reported'],
+    [0x8001, 0x00, 'D', 'TASK_FROZEN (cgroup v1 freezer) reports D, not S'],
+    [0x8000, 0x00, 'D', 'TASK_FROZEN alone reports D, not R'],
+    [0x1000, 0x00, 'D', 'TASK_RTLOCK_WAIT reports D'],
+    [0x1402, 0x00, 'D', 'RTLOCK_WAIT wins over IDLE'],
+    [0x0001, 0x20, 'Z', 'highest report bit wins'],
+    [0x0080, 0x00, 'R', 'TASK_DEAD (0x80) is outside TASK_REPORT'],
+  ];
+  for (const [state, exit, letter, what] of cases) {
+    it(`${what}: (0x${state.toString(16)}, 0x${exit.toString(16)}) -> ${letter}`, () => {
+      expect(decodeState(state, exit)).toBe(letter);
+    });
+  }
+});
+
+/** A record built field by field, as the BPF program would write it. */
+function sampleRecord(): Buffer {
+  const b = Buffer.alloc(RECORD_SIZE);
+  const O = FIELD_OFFSETS;
+  b.writeUInt32LE(4242, O.tgid);          // tgid
+  b.writeUInt32LE(4243, O.pid);           // pid (a thread of 4242)
+  b.writeUInt32LE(4200, O.ppid);          // ppid
+  b.writeUInt32LE(4100, O.tpid);          // tpid, meaningful because ptrace != 0
+  b.writeUInt32LE(4000, O.sid);           // sid
+  b.writeUInt32LE(4001, O.pgid);          // pgid
+  b.writeUInt32LE(0x0104, O.state);       // __state = TASK_STOPPED
+  b.writeUInt32LE(0, O.exit_state);       // exit_state
+  b.writeUInt32LE(0x00400040, O.flags);   // PF_FORKNOEXEC | PF_RANDOMIZE
+  b.writeUInt32LE(0x1, O.ptrace);         // PT_PTRACED
+  [1001, 1005, 1006, 1007].forEach((v, i) => b.writeUInt32LE(v, O.uid + 4 * i));  // uid euid suid fsuid
+  [1002, 1003, 1004, 1008].forEach((v, i) => b.writeUInt32LE(v, O.gid + 4 * i));  // gid egid sgid fsgid
+  b.writeUInt32LE(0x4, O.securebits);     // SECBIT_NO_SETUID_FIXUP
+  b.writeUInt32LE(3, O.ngroups);          // 3 groups
+  b.writeUInt32LE(0x0440000, O.personality); // ADDR_NO_RANDOMIZE | READ_IMPLIES_EXEC
+  b.writeInt32LE(0x700, O.exit_code);     // raw exit code (ignored: not exited)
+  b.writeInt32LE(130, O.prio);            // prio -> priority 30
+  b.writeInt32LE(127, O.static_prio);     // static_prio -> nice 7
+  b.writeUInt32LE(0, O.rt_priority);      // rt_priority
+  b.writeUInt32LE(3, O.policy);           // SCHED_BATCH
+  b.writeUInt32LE(2, O.seccomp);          // SECCOMP_MODE_FILTER
+  b.writeUInt32LE(BIT_NO_NEW_PRIVS, O.bits); // no_new_privs
+  b.writeBigUInt64LE(0x0000000000000420n, O.cap_inh); // CAP_KILL | CAP_NET_BIND_SERVICE
+  b.writeBigUInt64LE(0x00000000000004e1n, O.cap_prm);
+  b.writeBigUInt64LE(0x00000000000000c0n, O.cap_eff); // CAP_SETGID | CAP_SETUID
+  b.writeBigUInt64LE(0x000001fffbbfffffn, O.cap_bnd); // high word 0x1ff, low word without SYS_BOOT/MKNOD
+  b.writeBigUInt64LE(0x0000000000000420n, O.cap_amb);
+  b.writeBigUInt64LE(0x0000000100000200n, O.blocked); // SIGUSR1 (bit 9) and bit 32
+  b.writeBigUInt64LE(123456789n, O.start_time);      // clock ticks
+  b.writeBigUInt64LE(0x7f12345678a0n, O.robust_list); // user address
+  b.write('tg) (p g\0', O.comm, 'latin1');            // comm, NUL-padded
+  [2000, 2001, 2019].forEach((v, i) => b.writeUInt32LE(v, O.groups + 4 * i)); // groups
+  return b;
+}
+
+describe('decodeRecord', () => {
+  it('decodes every field of a record', () => {
+    const v = viewRecords(sampleRecord(), RECORD_SIZE);
+    expect(v.count).toBe(1);
+    expect(decodeRecord(v, 0)).toEqual({
+      pid: 4243, tgid: 4242, ppid: 4200, tpid: 4100, sid: 4000, pgid: 4001, state: 'T', comm: 'tg) (p g',
+      uid: 1001, euid: 1005, suid: 1006, fsuid: 1007, gid: 1002, egid: 1003, sgid: 1004, fsgid: 1008,
+      capInh: [0x420, 0], capPrm: [0x4e1, 0], capEff: [0xc0, 0], capBnd: [0xfbbfffff, 0x1ff], capAmb: [0x420, 0],
+      groups: [2000, 2001, 2019], securebits: 4, noNewPrivs: true, seccomp: 2, startTime: 123456789,
+      personality: 0x0440000, flags: 0x00400040, sigBlk: [0x200, 1], nice: 7, policy: 3, priority: 30,
+      rtPriority: 0, exitCode: 0, futexRla: 0x7f12345678a0, futexRlaLen: 24,
+    });
+  });
+
+  it('reports exit_code only once the task has exited, and tpid only when traced', () => {
+    const b = sampleRecord();
+    b.writeUInt32LE(0, FIELD_OFFSETS.state);
+    b.writeUInt32LE(0x20, FIELD_OFFSETS.exit_state); // EXIT_ZOMBIE
+    b.writeUInt32LE(0, FIELD_OFFSETS.ptrace);
+    const t = decodeRecord(viewRecords(b, RECORD_SIZE), 0);
+    expect(t.state).toBe('Z');
+    expect(t.exitCode).toBe(0x700);
+    expect(t.tpid).toBe(0);
+  });
+
+  it('leaves seccomp undefined when the kernel has no seccomp field', () => {
+    const b = sampleRecord();
+    b.writeUInt32LE(BIT_NO_SECCOMP, FIELD_OFFSETS.bits);
+    const t = decodeRecord(viewRecords(b, RECORD_SIZE), 0);
+    expect(t.seccomp).toBeUndefined();
+    expect(t.noNewPrivs).toBe(false);
+  });
+
+  it('keeps the first 32 groups and the true count when there are more', () => {
+    const b = sampleRecord();
+    b.writeUInt32LE(40, FIELD_OFFSETS.ngroups);
+    for (let i = 0; i < MAX_GROUPS; i++) b.writeUInt32LE(3000 + i, FIELD_OFFSETS.groups + 4 * i);
+    const v = viewRecords(b, RECORD_SIZE);
+    expect(recNgroups(v, 0)).toBe(40);
+    expect(decodeRecord(v, 0).groups).toEqual(Array.from({ length: 32 }, (_, i) => 3000 + i));
+  });
+
+  it('reads the filter fields of the n-th record without decoding it', () => {
+    const two = Buffer.concat([sampleRecord(), sampleRecord()]);
+    two.writeUInt32LE(77, RECORD_SIZE + FIELD_OFFSETS.tgid);
+    two.writeUInt32LE(78, RECORD_SIZE + FIELD_OFFSETS.pid);
+    two.writeUInt32LE(1, RECORD_SIZE + FIELD_OFFSETS.ppid);
+    two.writeUInt32LE(BIT_UNDECIDED, RECORD_SIZE + FIELD_OFFSETS.bits);
+    const v = viewRecords(two, two.length);
+    expect([recTgid(v, 1), recPid(v, 1), recPpid(v, 1), recBits(v, 1)]).toEqual([77, 78, 1, BIT_UNDECIDED]);
+    expect(decodeRecord(v, 1).tgid).toBe(77);
+    expect(decodeRecord(v, 0).tgid).toBe(4242);
+  });
+
+  it('works on a buffer that is not 4-byte aligned', () => {
+    const big = Buffer.alloc(RECORD_SIZE + 1);
+    sampleRecord().copy(big, 1);
+    const v = viewRecords(big.subarray(1), RECORD_SIZE);
+    expect(decodeRecord(v, 0).comm).toBe('tg) (p g');
+  });
+
+  it('refuses output that is not a whole number of records', () => {
+    expect(() => viewRecords(Buffer.alloc(RECORD_SIZE + 8), RECORD_SIZE + 8)).toThrow(RangeError);
+  });
+
+  it('decodes a non-ASCII comm as UTF-8', () => {
+    const b = sampleRecord();
+    b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
+    Buffer.from('zürich-ñ', 'utf8').copy(b, FIELD_OFFSETS.comm); // 10 bytes: z, ü (2), r, i, c, h, -, ñ (2)
+    expect(decodeRecord(viewRecords(b, RECORD_SIZE), 0).comm).toBe('zürich-ñ');
+  });
+
+  it('decodes a full 15-byte comm without a NUL', () => {
+    const b = sampleRecord();
+    b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
+    b.write('abcdefghijklmno', FIELD_OFFSETS.comm, 'latin1');
+    expect(decodeRecord(viewRecords(b, RECORD_SIZE), 0).comm).toBe('abcdefghijklmno');
+  });
+});

@@ -1,0 +1,38 @@
+#!/bin/busybox sh
+# initramfs /init: load virtio + 9p + overlay, mount the host root read-only with a tmpfs overlay,
+# mount the results share, switch_root and run the guest script named in the results share's env file.
+/bin/busybox --install -s /bin
+export PATH=/bin
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev 2>/dev/null
+for m in $(cat /modules/order); do
+  insmod /modules/$m.ko || echo "init: insmod $m failed"
+done
+mkdir -p /mnt/lower /mnt/rw /mnt/results
+mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroot /mnt/lower || { echo "init: mount hostroot failed"; poweroff -f; }
+mount -t tmpfs -o size=512m tmpfs /mnt/rw
+mkdir -p /mnt/rw/upper /mnt/rw/work
+mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || { echo "init: overlay failed"; poweroff -f; }
+mount -t tmpfs -o mode=755 tmpfs /newroot/run
+mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+mkdir -p /newroot/run/td-results
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot/run/td-results || { echo "init: mount results failed"; poweroff -f; }
+mount --move /proc /newroot/proc
+mount --move /sys /newroot/sys
+mount --move /dev /newroot/dev
+ln -sf /proc/self/fd /newroot/dev/fd; ln -sf /proc/self/fd/0 /newroot/dev/stdin
+ln -sf /proc/self/fd/1 /newroot/dev/stdout; ln -sf /proc/self/fd/2 /newroot/dev/stderr
+mkdir -p /newroot/dev/shm /newroot/dev/pts
+mount -t tmpfs -o mode=1777 tmpfs /newroot/dev/shm
+mount -t devpts devpts /newroot/dev/pts
+exec switch_root /newroot /bin/bash -c '
+  set -a; . /run/td-results/env; set +a
+  export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/root
+  bash "$TD_GUEST" > /run/td-results/guest.log 2>&1
+  echo $? > /run/td-results/exit-code.tmp
+  dmesg > /run/td-results/dmesg.txt 2>&1
+  mv /run/td-results/exit-code.tmp /run/td-results/exit-code
+  sync
+  echo o > /proc/sysrq-trigger
+  sleep 30'
