@@ -102,7 +102,7 @@ async function straceOneSnapshot(root, env) {
   for (let i = 0; i < 200 && !stErr.includes('attached'); i++) await new Promise((r) => setTimeout(r, 10));
   await new Promise((r) => setTimeout(r, 100));
   child.stdin.write('go\n');
-  await waitLine('done');
+  const [, , own, reads] = (await waitLine('done')).split(' ');
   await new Promise((r) => st.once('exit', r));
   const text = readFileSync(out, 'utf8');
   rmSync(dirname(out), { recursive: true, force: true });
@@ -116,7 +116,7 @@ async function straceOneSnapshot(root, env) {
     }
     if (f[f.length - 1] === 'total') total = Number(f[3]);
   }
-  return { total, bySyscall, mode };
+  return { total, bySyscall, mode, sourceSyscalls: Number(own), reads: Number(reads) };
 }
 
 function hyperfine(cmds, env) {
@@ -143,19 +143,19 @@ export async function run() {
   try {
     // 1. in-process snapshots
     let t0 = performance.now();
-    const loaded = BpfSource.open({ pinPath: undefined });
+    const loaded = await BpfSource.open({ pinPath: undefined });
     result.loadMs = performance.now() - t0;
     let n = 0;
     const bpfLoaded = timeRuns(() => { n = loaded.collectTreeSync(tree.root).length; });
     if (n !== tree.tasks) throw new Error(`bpf returned ${n} tasks, the tree has ${tree.tasks}`);
     // read only (no decoding), for reference
     const { drainIter } = await import(pathToFileURL(join(DIST, 'sys/bpf.js')).href);
-    const it = (await import(pathToFileURL(join(DIST, 'collector/sources/bpf/bpf.js')).href)).LoadedIterator.load();
+    const it = await (await import(pathToFileURL(join(DIST, 'collector/sources/bpf/bpf.js')).href)).LoadedIterator.load();
     it.configure(tree.root, false);
     const readOnly = timeRuns(() => drainIter(it.open()));
     it.close();
-    pinIterator(pin, 0o600);
-    const pinnedSrc = BpfSource.open({ pinPath: pin });
+    await pinIterator(pin, 0o600);
+    const pinnedSrc = await BpfSource.open({ pinPath: pin });
     const bpfPinned = timeRuns(() => { n = pinnedSrc.collectTreeSync(tree.root).length; });
     if (n !== tree.tasks) throw new Error(`pinned bpf returned ${n} tasks`);
     pinnedSrc.close();
@@ -228,7 +228,7 @@ function print(r) {
   console.log('| measurement | median ms | min ms | µs/task |\n|---|---:|---:|---:|');
   for (const row of rows) console.log(`| ${row.join(' | ')} |`);
   console.log(`\nprocfs source / bpf: ${ip.ratioProcfsOverBpf === undefined ? 'n/a' : `${fmt(ip.ratioProcfsOverBpf, 1)}x`}; reference /proc reader / bpf: ${fmt(ip.ratioReferenceOverBpf, 1)}x`);
-  const sc = (s) => `${s.total} (${Object.entries(s.bySyscall).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+  const sc = (s) => `${s.total} in all, ${s.sourceSyscalls} by the source (${s.reads} reads) (${Object.entries(s.bySyscall).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   console.log(`syscalls per snapshot (strace -c -f): loaded ${sc(r.syscalls.loaded)}; pinned ${sc(r.syscalls.pinned)}`);
   console.log('\n| whole process | median ms | min ms |\n|---|---:|---:|');
   for (const [name, x] of [['node -e 0', w.nodeStart], ['ps ax -o pid,ppid', w.ps2], ['ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid', w.ps8],

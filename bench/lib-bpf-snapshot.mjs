@@ -10,13 +10,15 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 const root = Number(process.argv[2]);
 const dist = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist');
 const { BpfSource, pinPath } = await import(pathToFileURL(join(dist, 'collector/sources/bpf/bpf.js')).href);
-const src = BpfSource.open({ pinPath: pinPath() });
+const src = await BpfSource.open({ pinPath: pinPath() });
 src.collectTreeSync(root); // warm up (JIT, buffers) outside the traced window
 process.stdout.write(`ready ${process.pid} ${src.mode}\n`);
 const rl = createInterface({ input: process.stdin });
 rl.once('line', () => {
+  const before = src.stats();
   const tasks = src.collectTreeSync(root);
-  process.stdout.write(`done ${tasks.length}\n`);
+  const after = src.stats();
+  process.stdout.write(`done ${tasks.length} ${after.syscalls - before.syscalls} ${after.roundTrips - before.roundTrips}\n`);
   src.close();
   process.exit(0);
 });

@@ -1,12 +1,16 @@
 // Guest benchmark of the collector sources at N processes (run by bench/vm-bench.sh inside QEMU).
-//   node bench/vm-sources.mjs ROOT RUNS
-// Prints one JSON line per case: { case, ms (median), tasks, syscalls, roundTrips }.
+//   node bench/vm-sources.mjs ROOT RUNS [PS_MS]
+// Prints a markdown table: case, median ms, ratio to PS_MS (`ps ax -o pid,ppid` in the same guest), tasks,
+// syscalls and round trips as the source counts them (SourceStats).
 import { procfsFactory } from '../dist/collector/sources/procfs.js';
 import { TaskDiagClient } from '../dist/netlink/taskdiag.js';
 import { TaskDiagSource } from '../dist/collector/sources/taskdiag.js';
 
 const root = Number(process.argv[2]);
 const runs = Number(process.argv[3] ?? 3);
+const psMs = Number(process.argv[4] ?? 0);
+console.log('| source call | median ms | x faster than ps | tasks | syscalls | round trips |');
+console.log('|---|---:|---:|---:|---:|---:|');
 
 async function measure(name, open, fn) {
   const times = [];
@@ -21,7 +25,9 @@ async function measure(name, open, fn) {
     src.close();
   }
   times.sort((a, b) => a - b);
-  console.log(JSON.stringify({ case: name, ms: +times[Math.floor(times.length / 2)].toFixed(1), ...last }));
+  const ms = times[Math.floor(times.length / 2)];
+  const ratio = psMs ? (psMs / ms).toFixed(1) : '';
+  console.log(`| ${name} | ${ms.toFixed(0)} | ${ratio} | ${last.tasks} | ${last.syscalls ?? ''} | ${last.roundTrips ?? ''} |`);
 }
 
 const procfs = () => procfsFactory.open();

@@ -173,10 +173,14 @@ static int td_put_ext(struct sk_buff *skb, struct task_struct *t, const struct t
 	return 0;
 }
 
-/* One whole message for task t; -EMSGSIZE (nothing left in skb) if it does not fit. */
+/*
+ * One whole message for task t; -EMSGSIZE (nothing left in skb) if it does not fit, -ESRCH (nothing left
+ * in skb) if the task was released after it was found (its pids read as 0).
+ */
 static int td_fill(struct sk_buff *skb, struct task_struct *t, const struct td_ctx *c,
 		   u32 portid, u32 seq, int flags)
 {
+	struct task_diag_msg *m;
 	struct nlattr *attr;
 	void *hdr;
 
@@ -187,7 +191,12 @@ static int td_fill(struct sk_buff *skb, struct task_struct *t, const struct td_c
 	attr = nla_reserve(skb, TASK_DIAG_MSG, sizeof(struct task_diag_msg));
 	if (!attr)
 		goto cancel;
-	td_fill_msg(nla_data(attr), t, c);
+	m = nla_data(attr);
+	td_fill_msg(m, t, c);
+	if (!m->pid || !m->tgid) {
+		genlmsg_cancel(skb, hdr);
+		return -ESRCH;
+	}
 
 	if (c->show & TASK_DIAG_SHOW_CRED) {
 		attr = nla_reserve(skb, TASK_DIAG_CRED, sizeof(struct task_diag_creds));
@@ -319,9 +328,14 @@ static int td_dump_req(const struct netlink_callback *cb, struct task_diag_pid *
 static int td_emit(struct sk_buff *skb, struct netlink_callback *cb, struct task_struct *t,
 		   const struct td_ctx *c, bool *full)
 {
-	if (!td_may_read(t))
+	int err;
+
+	if (!pid_alive(t) || !td_may_read(t))
 		return 0;
-	if (td_fill(skb, t, c, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, 0)) {
+	err = td_fill(skb, t, c, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, 0);
+	if (err == -ESRCH)
+		return 0;	/* exited meanwhile: skipped like a task that was never there */
+	if (err) {
 		*full = true;
 		return -EMSGSIZE;
 	}

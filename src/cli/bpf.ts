@@ -11,7 +11,7 @@ import { chmodSync, mkdirSync, rmdirSync, existsSync, accessSync, constants as f
 import { dirname } from 'node:path';
 import { action, BufferedWriter } from './common.js';
 import { UsageError } from '../errors.js';
-import { ensureBpffs, isBpffs, unpin } from '../sys/bpf.js';
+import { isBpffs, unpin } from '../sys/bpfiter.js';
 import { DEFAULT_PIN_PATH, LoadedIterator, bpfFactory, pinPath } from '../collector/sources/bpf/bpf.js';
 
 function resolvePath(given: string | undefined): string {
@@ -21,13 +21,13 @@ function resolvePath(given: string | undefined): string {
 }
 
 /** Pin a freshly loaded iterator at path (replacing an older pin there); returns the path. */
-export function pinIterator(path: string, mode = 0o600): string {
+export async function pinIterator(path: string, mode = 0o600): Promise<string> {
   const dir = dirname(path);
   // mount bpffs at /sys/fs/bpf when the target lies under it and nothing is mounted there
-  if (path.startsWith('/sys/fs/bpf/')) ensureBpffs('/sys/fs/bpf');
+  if (path.startsWith('/sys/fs/bpf/')) (await import('../sys/bpf.js')).ensureBpffs('/sys/fs/bpf');
   if (!existsSync(dir)) mkdirSync(dir, { recursive: true, mode: 0o755 });
   if (!isBpffs(dir)) throw new UsageError(`${dir} is not on a bpf filesystem (mount -t bpf bpf ${dir})`);
-  const it = LoadedIterator.load();
+  const it = await LoadedIterator.load();
   try {
     it.configure(0, false); // all tasks, threads included: readers filter
     unpin(path);
@@ -64,7 +64,7 @@ export function register(program: Command): void {
     .action(action(async (opts: { path?: string; mode: string }) => {
       const path = resolvePath(opts.path);
       const mode = parseMode(opts.mode);
-      pinIterator(path, mode);
+      await pinIterator(path, mode);
       process.stdout.write(`pinned ${path} (mode ${mode.toString(8).padStart(4, '0')})\n`);
     }));
   bpf

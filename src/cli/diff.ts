@@ -17,18 +17,22 @@ export interface DiffCliOptions {
   source?: SourceName | 'auto';
   freeze: 'none' | 'ptrace';
   quiet?: boolean;
+  /** false with --no-verify */
+  verify: boolean;
 }
 
 /** Read one image directory; a missing path is one clear line (exit 2). */
-export async function loadImages(dir: string): Promise<Snapshot> {
+export async function loadImages(dir: string, verify = true): Promise<Snapshot> {
   let st;
   try {
     st = statSync(dir);
-  } catch {
-    throw new ImageError(dir, 0, 'missing', 'no such image directory');
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageError(dir, 0, 'missing', 'no such image directory');
+    throw new ImageError(dir, 0, 'io', `cannot read: ${code}`);
   }
   if (!st.isDirectory()) throw new ImageError(dir, 0, 'missing', 'not a directory');
-  return await readImages(dir);
+  return await readImages(dir, { verify });
 }
 
 /**
@@ -72,6 +76,7 @@ export function register(program: Command): void {
       .choices(['auto', 'taskdiag', 'bpf', 'procfs']))
     .addOption(new Option('-f, --freeze <method>', 'with --live: freeze the live tree while reading it')
       .choices(['none', 'ptrace']).default('none'))
+    .option('--no-verify', 'read only tasks.img: do not decode and cross-check the CRIU images (faster on large dumps)')
     .option('-q, --quiet', 'no progress line on stderr')
     .action(action(async (a: string, b: string | undefined, opts: DiffCliOptions) => {
       try {
@@ -133,7 +138,7 @@ async function run(a: string, b: string | undefined, opts: DiffCliOptions): Prom
   if (!opts.live && (opts.source !== undefined || opts.freeze !== 'none')) {
     throw new UsageError('diff: --source and --freeze apply only with --live');
   }
-  const sa = await loadImages(a);
+  const sa = await loadImages(a, opts.verify);
   let sb: Snapshot;
   if (opts.live) {
     const progress = new Progress({ quiet: opts.quiet });
@@ -143,7 +148,7 @@ async function run(a: string, b: string | undefined, opts: DiffCliOptions): Prom
       progress.done();
     }
   } else {
-    sb = await loadImages(b!);
+    sb = await loadImages(b!, opts.verify);
   }
   const d: SnapshotDiff = diffSnapshots(sa, sb, { ignore });
   d.a.path = a;

@@ -5,9 +5,32 @@
  */
 import { Command, Option } from 'commander';
 import { action, BufferedWriter } from './common.js';
-import { openSource, parsePid } from '../collector/collect.js';
 import { UsageError } from '../errors.js';
 import type { Mask64, SourceName, Task } from '../collector/task.js';
+import type { Source } from '../collector/sources/source.js';
+import { BpfSource } from '../collector/sources/bpf/bpf.js';
+
+/** A pid argument: a positive decimal integer (the rules of collect.parsePid, without loading the collector). */
+function parseRoot(text: string): number {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text.trim()) || n <= 0 || n > 0x3fffffff) {
+    throw new UsageError(`invalid pid '${text}': expected a positive integer`);
+  }
+  return n;
+}
+
+/**
+ * The source for ps: a pinned BPF iterator when one is readable (for --source bpf and auto: reading it needs
+ * no load and no privilege), else the collector's choice.
+ */
+async function psSource(name: SourceName | 'auto'): Promise<Source> {
+  if (name === 'bpf' || name === 'auto') {
+    const pinned = BpfSource.openPinned();
+    if (pinned) return pinned;
+  }
+  const { openSource } = await import('../collector/collect.js');
+  return openSource(name);
+}
 
 interface Column {
   header: string;
@@ -144,8 +167,8 @@ export function register(program: Command): void {
     .action(action(async (opts: PsCliOptions) => {
       const threads = !!opts.threads;
       const cols = parseFields(opts.output ?? [threads ? DEFAULT_THREAD_FIELDS : DEFAULT_FIELDS]);
-      const root = opts.root !== undefined ? parsePid(opts.root) : undefined;
-      const source = await openSource(opts.source);
+      const root = opts.root !== undefined ? parseRoot(opts.root) : undefined;
+      const source = await psSource(opts.source);
       let tasks: Task[];
       try {
         if (root !== undefined) {

@@ -107,7 +107,13 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
   try {
     opts.onPhase?.('freeze');
     let t0 = performance.now();
-    const frozen = await freezer.freeze(root, opts.freezeOptions);
+    const freezeOptions: FreezeOptions = { ...opts.freezeOptions };
+    // the cgroup freezer needs every task's state before the freeze: a source that reads the whole tree in
+    // a few round trips gives them far cheaper than one /proc read per task
+    if (method === 'cgroup' && source.name !== 'procfs' && !freezeOptions.preRead) {
+      freezeOptions.preRead = () => source.collectTree(root);
+    }
+    const frozen = await freezer.freeze(root, freezeOptions);
     timings.freeze = performance.now() - t0;
     let tasks: Task[];
     try {

@@ -6,7 +6,7 @@
  * checks they agree with tasks.img: the pstree entries are the ones tasks.img implies, and every thread has
  * a core with tc exactly for leaders. Any problem is an ImageError naming the file and the byte offset.
  */
-import { closeSync, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
+import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Snapshot } from '../collector/task.js';
 import { ImageError } from '../errors.js';
@@ -19,7 +19,8 @@ import type protobuf from 'protobufjs';
 function readImageFile(path: string): Buffer {
   let fd: number | undefined;
   try {
-    fd = openSync(path, 'r');
+    // O_NONBLOCK: opening a FIFO must not wait for a writer; a regular file ignores the flag
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
     const st = fstatSync(fd);
     if (!st.isFile()) throw new ImageError(path, 0, 'io', 'not a regular file');
     return readFileSync(fd);

@@ -13,11 +13,10 @@
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
  */
 import {
-  closeSync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
+  closeSync, fsync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { open, type FileHandle } from 'node:fs/promises';
 import type { Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
@@ -147,27 +146,40 @@ function stage(p: Plan, tmp: string): number {
   return bytes;
 }
 
-/** fsync every staged file, a bounded number at a time (the libuv pool runs them in parallel, and
- *  concurrent fsyncs share journal commits: ~3x faster than one after the other on ext4). */
-async function syncStaged(p: Plan, tmp: string): Promise<void> {
-  const names = [...p.files.keys()];
-  let next = 0;
-  const worker = async (): Promise<void> => {
-    while (next < names.length) {
-      const path = join(tmp, names[next++]);
-      let h: FileHandle | undefined;
-      try {
-        h = await open(path, 'r');
-        await h.sync();
-      } catch (e) {
-        throw outputError(path, 'write', e);
-      } finally {
-        await h?.close();
+/**
+ * Write and fsync every file, BATCH files at a time: each batch is written synchronously with its
+ * descriptors kept open, then fsynced concurrently (one libuv pool job per file; concurrent fsyncs share
+ * journal commits on ext4), then closed. Returns the byte count.
+ */
+async function stageAndSync(p: Plan, tmp: string): Promise<number> {
+  let bytes = 0;
+  const all = [...p.files];
+  for (let i = 0; i < all.length; i += BATCH) {
+    const open: { fd: number; path: string }[] = [];
+    try {
+      for (const [file, data] of all.slice(i, i + BATCH)) {
+        const path = join(tmp, file);
+        try {
+          const fd = openSync(path, 'wx', 0o644);
+          open.push({ fd, path });
+          let off = 0;
+          while (off < data.length) off += writeSync(fd, data, off, data.length - off);
+        } catch (e) {
+          throw outputError(path, 'write', e);
+        }
+        bytes += data.length;
       }
+      await Promise.all(open.map(({ fd, path }) => new Promise<void>((res, rej) => {
+        fsync(fd, (e) => (e ? rej(outputError(path, 'write', e)) : res()));
+      })));
+    } finally {
+      for (const { fd } of open) closeSync(fd);
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(SYNC_PARALLEL, names.length) }, worker));
+  }
+  return bytes;
 }
+
+const BATCH = 256;
 
 function syncStagedSync(p: Plan, tmp: string): void {
   for (const file of p.files.keys()) {
@@ -212,11 +224,9 @@ function commit(p: Plan, tmp: string): void {
   }
 }
 
-const SYNC_PARALLEL = 16;
-
 /**
  * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment).
- * Files are fsynced concurrently; use writeImagesSync() where a synchronous call is needed.
+ * Files are fsynced concurrently, 256 at a time; writeImagesSync() does the same synchronously.
  */
 export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): Promise<WriteResult> {
   const t0 = performance.now();
@@ -224,8 +234,7 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
   const tmp = makeTemp(p);
   let bytes: number;
   try {
-    bytes = stage(p, tmp);
-    await syncStaged(p, tmp);
+    bytes = await stageAndSync(p, tmp);
     commit(p, tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

@@ -6,16 +6,14 @@
  * libbpf's own log printing is switched off (the CLI prints one line per error); the kernel verifier log of a
  * failed load is captured into a buffer and its last line is put in the error.
  */
-import { closeSync, openSync, readSync, statfsSync, mkdirSync, unlinkSync, existsSync } from 'node:fs';
+import { mkdirSync, existsSync } from 'node:fs';
+import { isBpffs, BPFFS } from './bpfiter.js';
 import { koffi, libc, SysError, errnoName } from './libc.js';
 import { PermissionError, UnavailableError } from '../errors.js';
 
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
-/** read(2) on a seq_file iterator returns at most this much per call, whatever the buffer size. */
-export const ITER_READ_SIZE = 32 * 1024;
-export const BPFFS = '/sys/fs/bpf';
-const BPF_FS_MAGIC = 0xcafe4a11;
+export { BPFFS, isBpffs, openPinnedIter, unpin, drainIter, ITER_READ_SIZE, type IterRead } from './bpfiter.js';
 
 const EPERM = 1;
 const EACCES = 13;
@@ -54,7 +52,6 @@ function libbpf(): Lib {
     libError = `libbpf.so.1 cannot be loaded (install libbpf1): ${(e as Error).message}`;
     throw new UnavailableError('libbpf', libError);
   }
-  koffi.opaque('bpf_object');
   const set_print = so.func('void *libbpf_set_print(void *fn)');
   set_print(null);
   lib = {
@@ -240,15 +237,6 @@ export class BpfLink {
   }
 }
 
-/** Is path on a bpf filesystem? */
-export function isBpffs(path: string): boolean {
-  try {
-    return statfsSync(path).type === BPF_FS_MAGIC;
-  } catch {
-    return false;
-  }
-}
-
 /** Mount bpffs at dir (default /sys/fs/bpf) unless one is there already. */
 export function ensureBpffs(dir = BPFFS): void {
   if (isBpffs(dir)) return;
@@ -262,73 +250,3 @@ export function ensureBpffs(dir = BPFFS): void {
   }
 }
 
-/** Open a pinned iterator link for reading: each open(2) of it starts a new iteration. */
-export function openPinnedIter(path: string): number {
-  try {
-    return openSync(path, 'r');
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    const errno = err.errno !== undefined ? -err.errno : 0;
-    if (err.code === 'EACCES' || err.code === 'EPERM') {
-      throw new PermissionError('CAP_BPF', undefined, `cannot open pinned iterator ${path}: ${err.code}`);
-    }
-    throw new SysError('open', errno, undefined, path);
-  }
-}
-
-/** Remove a pin (a link file in bpffs); false when there was none. */
-export function unpin(path: string): boolean {
-  try {
-    unlinkSync(path);
-    return true;
-  } catch (e) {
-    const err = e as NodeJS.ErrnoException;
-    if (err.code === 'ENOENT') return false;
-    if (err.code === 'EACCES' || err.code === 'EPERM') {
-      throw new PermissionError('CAP_SYS_ADMIN', undefined, `cannot remove ${path}: ${err.code}`);
-    }
-    throw e;
-  }
-}
-
-/** Result of draining an iterator fd. */
-export interface IterRead {
-  buf: Buffer;
-  length: number;
-  /** read(2) calls made, the final 0 included */
-  reads: number;
-}
-
-let scratch = Buffer.allocUnsafe(1 << 20);
-
-/**
- * Read an iterator fd to its end with 32 KiB read(2) calls into one growing buffer, then close the fd.
- * The returned buffer is shared scratch space: decode it before the next call.
- */
-export function drainIter(fd: number): IterRead {
-  let len = 0;
-  let reads = 0;
-  try {
-    for (;;) {
-      if (scratch.length - len < ITER_READ_SIZE) {
-        const bigger = Buffer.allocUnsafe(scratch.length * 2);
-        scratch.copy(bigger, 0, 0, len);
-        scratch = bigger;
-      }
-      let n: number;
-      try {
-        n = readSync(fd, scratch, len, ITER_READ_SIZE, null);
-      } catch (e) {
-        const err = e as NodeJS.ErrnoException;
-        if (err.code === 'EAGAIN' || err.code === 'EINTR') continue;
-        throw new SysError('read', err.errno !== undefined ? -err.errno : 0, undefined, 'BPF iterator');
-      }
-      reads++;
-      if (n === 0) break;
-      len += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return { buf: scratch, length: len, reads };
-}

@@ -39,6 +39,8 @@ export interface ChurnOptions {
   idle?: number;
   fanout?: number;
   churn?: number;
+  /** threads in the root that create and join short-lived threads forever */
+  threads?: number;
   counter?: string;
   cgroup?: string;
 }
@@ -58,6 +60,7 @@ export async function spawnChurn(o: ChurnOptions): Promise<ChurnTree> {
   if (o.idle) args.push('--idle', String(o.idle));
   if (o.fanout) args.push('--fanout', String(o.fanout));
   if (o.churn) args.push('--churn', String(o.churn));
+  if (o.threads) args.push('--threads', String(o.threads));
   if (o.counter) args.push('--counter', o.counter);
   if (o.cgroup) args.push('--cgroup', o.cgroup);
   const child = spawn(churnPath(), args, { stdio: ['pipe', 'pipe', 'pipe'] });

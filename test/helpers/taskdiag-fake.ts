@@ -159,7 +159,7 @@ export function fakeTaskDiagSocket(o: FakeOptions): FakeSocket {
     }
     const done = (e: number): Buffer => { const b = Buffer.alloc(4); b.writeInt32LE(-e, 0); return encodeMessage(hdr(NLMSG_DONE, NLM_F_MULTI), b); };
     let tids: number[];
-    if (strategy === 0) tids = readdirSync('/proc').filter((n) => n >= '0' && n <= '9').map(Number).filter((n) => n > 0).sort((a, b) => a - b);
+    if (strategy === 0) tids = readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n)).map(Number).sort((a, b) => a - b);
     else if (strategy === 1) { if (tgidOf(pid) === undefined) return [done(3)]; tids = childrenOf(pid); }
     else if (strategy === 2 && o.extensions) { const tg = tgidOf(pid); if (tg === undefined) return [done(3)]; tids = threadsOf(tg); }
     else if (strategy === 3 && o.extensions) { tids = subtree(pid); if (!tids.length) return [done(3)]; }

@@ -66,22 +66,31 @@ describe('bpf source inside a pid namespace', () => {
     expect(ready.procs.find((p) => p.pid === ready.root)!.ppid).toBe(1);
   });
 
-  it('collects the tree with namespace pids, every field equal to the namespace\'s /proc', () => {
+  it('collects the tree with namespace pids, every field equal to the namespace\'s /proc and to the procfs source', () => {
     const out = inNamespace(`
-      const s = BpfSource.open({ pinPath: undefined });
+      const s = await BpfSource.open({ pinPath: undefined });
       const tasks = s.collectTreeSync(${ready.root});
       s.close();
-      console.log(JSON.stringify({ tasks: tasks.map(comparable), proc: tasks.map((t) => procTask(t.tgid, t.pid)) }));`);
+      const { procfsFactory } = await import(${JSON.stringify(join(ROOT, 'dist/collector/sources/procfs.js'))});
+      const p = await procfsFactory.open();
+      const viaProcfs = await p.collectTree(${ready.root});
+      p.close();
+      const strip = (t) => { const c = { ...t }; for (const f of p.missing) delete c[f]; return c; };
+      const byPid = (a, b) => a.pid - b.pid;
+      console.log(JSON.stringify({ tasks: tasks.map(comparable), proc: tasks.map((t) => procTask(t.tgid, t.pid)),
+        bpfFull: tasks.sort(byPid).map(strip), procfsFull: viaProcfs.sort(byPid).map(strip) }));`);
     const tids = ready.threads.map((t) => t.tid).sort((a, b) => a - b);
     expect(out.tasks.map((t: { pid: number }) => t.pid).sort((a: number, b: number) => a - b)).toEqual(tids);
     expect(out.tasks).toEqual(out.proc);
+    // the procfs source, also run inside the namespace, gives the same records
+    expect(out.bpfFull).toEqual(out.procfsFull);
     const root = out.tasks.find((t: { pid: number }) => t.pid === ready.root);
     expect([root.ppid, root.sid, root.pgid]).toEqual([1, ready.root, ready.root]);
   });
 
   it('lists only the namespace\'s tasks; ppid of its pid 1 is 0', () => {
     const out = inNamespace(`
-      const s = BpfSource.open({ pinPath: undefined });
+      const s = await BpfSource.open({ pinPath: undefined });
       const all = s.collectAllSync({ threads: false });
       s.close();
       const { readdirSync } = await import('node:fs');

@@ -21,7 +21,7 @@ let loaded: BpfSource;
 
 beforeAll(async () => {
   tree = await spawnTree({ procs: 6, threads: 2, rootThreads: 1, all: true });
-  loaded = BpfSource.open({ pinPath: undefined });
+  loaded = await BpfSource.open({ pinPath: undefined });
 });
 
 afterAll(async () => {
@@ -101,10 +101,10 @@ describe('bpf source, loaded iterator', () => {
 });
 
 describe('bpf source, pinned iterator', () => {
-  it('pins, gives the same records as the loaded iterator, and unpins', () => {
-    pinIterator(PIN, 0o600);
+  it('pins, gives the same records as the loaded iterator, and unpins', async () => {
+    await pinIterator(PIN, 0o600);
     expect(existsSync(PIN)).toBe(true);
-    const pinned = BpfSource.open({ pinPath: PIN });
+    const pinned = await BpfSource.open({ pinPath: PIN });
     try {
       expect(pinned.mode).toBe('pinned');
       const a = pinned.collectTreeSync(tree.root);
@@ -150,6 +150,30 @@ describe('bpf source, deep and wide', () => {
       expect(t!.groups).toEqual(procTask(pid, pid).groups);
     } finally {
       process.kill(-child.pid!, 'SIGKILL');
+    }
+  });
+});
+
+describe('bpf and procfs sources on the same quiescent tree', () => {
+  it('give identical Task records, except the fields procfs cannot read', async () => {
+    const { procfsFactory } = await import('../../src/collector/sources/procfs.js');
+    const probe = await procfsFactory.probe();
+    expect(probe).toMatchObject({ ok: true });
+    const procfs = await procfsFactory.open();
+    try {
+      const fromProcfs = await procfs.collectTree(tree.root);
+      const fromBpf = loaded.collectTreeSync(tree.root);
+      const strip = (t: Task) => {
+        const c: Record<string, unknown> = { ...t };
+        for (const f of procfs.missing) delete c[f];
+        return c;
+      };
+      const sortByPid = (a: Task, b: Task) => a.pid - b.pid;
+      expect(fromBpf.sort(sortByPid).map(strip)).toEqual(fromProcfs.sort(sortByPid).map(strip));
+      // and what procfs misses, bpf has
+      for (const f of procfs.missing) expect(fromBpf.every((t) => t[f] !== undefined), f).toBe(true);
+    } finally {
+      procfs.close();
     }
   });
 });

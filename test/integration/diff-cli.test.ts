@@ -241,6 +241,19 @@ describe('tdcollect diff trouble: exit 2 and one line', () => {
     expect(r.err).toMatch(new RegExp(`^tdcollect: ${join(bad, 'tasks.img')}: offset \\d+: `));
   });
 
+  it('a corrupt CRIU core image is trouble, unless --no-verify (which reads tasks.img only)', () => {
+    const src = d();
+    const bad = join(work, 'badcore');
+    mkdirSync(bad);
+    for (const f of readdirSync(src)) copyFileSync(join(src, f), join(bad, f));
+    const core = readdirSync(bad).find((f) => f.startsWith('core-'))!;
+    truncateSync(join(bad, core), 6);
+    const r = cli('diff', src, bad);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(new RegExp(`^tdcollect: ${join(bad, core)}: offset \\d+: [^\\n]*\\n$`));
+    expect(cli('diff', '--no-verify', src, bad)).toEqual({ code: 0, out: '', err: '' });
+  });
+
   it('usage: two directories and --live, or none', () => {
     expect(cli('diff', d(), d(), '--live').code).toBe(2);
     expect(cli('diff', d()).code).toBe(2);

@@ -12,6 +12,7 @@ import { collect } from '../../src/collector/collect.js';
 import { cgroupFreezer } from '../../src/collector/freeze/cgroup.js';
 import { cgroupMounts } from '../../src/collector/freeze/cgroupfs.js';
 import { FreezeError, EXIT } from '../../src/errors.js';
+import { readTasksImage } from '../../src/image/read.js';
 import { spawnChurn, type ChurnTree } from '../helpers/churn.js';
 import { CLI, FREEZE_CHILD, procState, sleep, spawnNode, walkTree } from '../helpers/freeze.js';
 
@@ -156,6 +157,34 @@ describe('cgroup freezer', () => {
       stranger.kill('SIGKILL');
       await new Promise((r) => stranger.once('exit', r));
       await cleanup(dir, t2);
+    }
+  });
+
+  it('the CLI: dump --freeze cgroup=PATH records the freeze and the cgroup in tasks.img', async () => {
+    const dir = mkCgroup(mounts.v2!, 'cli');
+    const t = await tree({ idle: 30, cgroup: dir });
+    const out = mkdtempSync(join(tmpdir(), 'tdc-cgcli-'));
+    try {
+      const c = spawnNode([CLI, 'dump', '-r', String(t.root), '-o', join(out, 'img'), '--freeze', `cgroup=${dir}`],
+        { TDCOLLECT_STATE_DIR: STATE_DIR });
+      const x = await c.exited;
+      expect(x.code, c.stderr()).toBe(0);
+      const { snapshot } = readTasksImage(join(out, 'img'));
+      expect(snapshot.info.freeze).toBe('cgroup');
+      expect(snapshot.info.cgroup).toBe(dir);
+      expect(snapshot.info.live).toBe(false);
+      expect(snapshot.info.processes).toBe(31);
+      for (const task of snapshot.tasks) expect(task.state).toBe('S');
+      expect(v2Frozen(dir)).toBe(false);
+      expect(readdirSync(STATE_DIR)).toEqual([]);
+      // and a cgroup that is not there is a usage error
+      const bad = spawnNode([CLI, 'dump', '-r', String(t.root), '-o', join(out, 'img2'), '--freeze', 'cgroup=/no-such-cgroup-here']);
+      const y = await bad.exited;
+      expect(y.code).toBe(EXIT.USAGE);
+      expect(bad.stderr().trim().split('\n')).toHaveLength(1);
+    } finally {
+      rmSync(out, { recursive: true, force: true });
+      await cleanup(dir, t);
     }
   });
 

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FIELD_OFFSETS, RECORD_SIZE } from '../../src/collector/sources/bpf/record.js';
+import { FIELD_OFFSETS, MAX_RECORD_SIZE } from '../../src/collector/sources/bpf/record.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const DIR = join(ROOT, 'src/collector/sources/bpf');
@@ -48,7 +48,7 @@ describe('task_iter.bpf.o', () => {
       const s = /DW_AT_byte_size\s+\((0x[0-9a-f]+)\)/.exec(line);
       if (s && size === undefined) size = parseInt(s[1], 16);
     }
-    expect(size).toBe(RECORD_SIZE);
+    expect(size).toBe(MAX_RECORD_SIZE);
     expect(members).toEqual(FIELD_OFFSETS);
   });
 });

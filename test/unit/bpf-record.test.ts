@@ -1,7 +1,7 @@
 /** The BPF iterator's binary record (struct td_task) and its decoding; the kernel's state decoding. */
 import { describe, expect, it } from 'vitest';
 import {
-  BIT_NO_NEW_PRIVS, BIT_NO_SECCOMP, BIT_UNDECIDED, FIELD_OFFSETS, MAX_GROUPS, RECORD_SIZE, decodeRecord,
+  BIT_NO_NEW_PRIVS, BIT_NO_SECCOMP, BIT_UNDECIDED, FIELD_OFFSETS, HEADER_SIZE, MAX_GROUPS, MAX_RECORD_SIZE, decodeRecord,
   decodeState, recBits, recNgroups, recPid, recPpid, recTgid, viewRecords,
 } from '../../src/collector/sources/bpf/record.js';
 
@@ -32,9 +32,12 @@ describe('decodeState (as __task_state_index)', () => {
   }
 });
 
-/** A record built field by field, as the BPF program would write it. */
-function sampleRecord(): Buffer {
-  const b = Buffer.alloc(RECORD_SIZE);
+/**
+ * A record built field by field, as the BPF program would write it: the 192-byte header and then only
+ * min(ngroups, 32) groups. `edit` may change fields (ngroups included) before the record is cut to size.
+ */
+function sampleRecord(edit?: (b: Buffer) => void): Buffer {
+  const b = Buffer.alloc(MAX_RECORD_SIZE);
   const O = FIELD_OFFSETS;
   b.writeUInt32LE(4242, O.tgid);          // tgid
   b.writeUInt32LE(4243, O.pid);           // pid (a thread of 4242)
@@ -68,12 +71,17 @@ function sampleRecord(): Buffer {
   b.writeBigUInt64LE(0x7f12345678a0n, O.robust_list); // user address
   b.write('tg) (p g\0', O.comm, 'latin1');            // comm, NUL-padded
   [2000, 2001, 2019].forEach((v, i) => b.writeUInt32LE(v, O.groups + 4 * i)); // groups
-  return b;
+  edit?.(b);
+  const n = Math.min(b.readUInt32LE(O.ngroups), MAX_GROUPS);
+  return Buffer.from(b.subarray(0, HEADER_SIZE + 4 * n)); // 192 + 4n bytes
 }
+const one = (b: Buffer) => viewRecords(b, b.length);
 
 describe('decodeRecord', () => {
   it('decodes every field of a record', () => {
-    const v = viewRecords(sampleRecord(), RECORD_SIZE);
+    const rec = sampleRecord();
+    expect(rec.length).toBe(204); // header + 3 groups
+    const v = one(rec);
     expect(v.count).toBe(1);
     expect(decodeRecord(v, 0)).toEqual({
       pid: 4243, tgid: 4242, ppid: 4200, tpid: 4100, sid: 4000, pgid: 4001, state: 'T', comm: 'tg) (p g',
@@ -86,67 +94,81 @@ describe('decodeRecord', () => {
   });
 
   it('reports exit_code only once the task has exited, and tpid only when traced', () => {
-    const b = sampleRecord();
-    b.writeUInt32LE(0, FIELD_OFFSETS.state);
-    b.writeUInt32LE(0x20, FIELD_OFFSETS.exit_state); // EXIT_ZOMBIE
-    b.writeUInt32LE(0, FIELD_OFFSETS.ptrace);
-    const t = decodeRecord(viewRecords(b, RECORD_SIZE), 0);
+    const b = sampleRecord((b) => {
+      b.writeUInt32LE(0, FIELD_OFFSETS.state);
+      b.writeUInt32LE(0x20, FIELD_OFFSETS.exit_state); // EXIT_ZOMBIE
+      b.writeUInt32LE(0, FIELD_OFFSETS.ptrace);
+    });
+    const t = decodeRecord(one(b), 0);
     expect(t.state).toBe('Z');
     expect(t.exitCode).toBe(0x700);
     expect(t.tpid).toBe(0);
   });
 
   it('leaves seccomp undefined when the kernel has no seccomp field', () => {
-    const b = sampleRecord();
-    b.writeUInt32LE(BIT_NO_SECCOMP, FIELD_OFFSETS.bits);
-    const t = decodeRecord(viewRecords(b, RECORD_SIZE), 0);
+    const b = sampleRecord((b) => b.writeUInt32LE(BIT_NO_SECCOMP, FIELD_OFFSETS.bits));
+    const t = decodeRecord(one(b), 0);
     expect(t.seccomp).toBeUndefined();
     expect(t.noNewPrivs).toBe(false);
   });
 
   it('keeps the first 32 groups and the true count when there are more', () => {
-    const b = sampleRecord();
-    b.writeUInt32LE(40, FIELD_OFFSETS.ngroups);
-    for (let i = 0; i < MAX_GROUPS; i++) b.writeUInt32LE(3000 + i, FIELD_OFFSETS.groups + 4 * i);
-    const v = viewRecords(b, RECORD_SIZE);
+    const b = sampleRecord((b) => {
+      b.writeUInt32LE(40, FIELD_OFFSETS.ngroups);
+      for (let i = 0; i < MAX_GROUPS; i++) b.writeUInt32LE(3000 + i, FIELD_OFFSETS.groups + 4 * i);
+    });
+    expect(b.length).toBe(MAX_RECORD_SIZE);
+    const v = one(b);
     expect(recNgroups(v, 0)).toBe(40);
     expect(decodeRecord(v, 0).groups).toEqual(Array.from({ length: 32 }, (_, i) => 3000 + i));
   });
 
-  it('reads the filter fields of the n-th record without decoding it', () => {
-    const two = Buffer.concat([sampleRecord(), sampleRecord()]);
-    two.writeUInt32LE(77, RECORD_SIZE + FIELD_OFFSETS.tgid);
-    two.writeUInt32LE(78, RECORD_SIZE + FIELD_OFFSETS.pid);
-    two.writeUInt32LE(1, RECORD_SIZE + FIELD_OFFSETS.ppid);
-    two.writeUInt32LE(BIT_UNDECIDED, RECORD_SIZE + FIELD_OFFSETS.bits);
-    const v = viewRecords(two, two.length);
-    expect([recTgid(v, 1), recPid(v, 1), recPpid(v, 1), recBits(v, 1)]).toEqual([77, 78, 1, BIT_UNDECIDED]);
-    expect(decodeRecord(v, 1).tgid).toBe(77);
+  it('indexes records of different lengths and reads filter fields without decoding', () => {
+    const noGroups = sampleRecord((b) => {
+      b.writeUInt32LE(0, FIELD_OFFSETS.ngroups); // 192 bytes
+      b.writeUInt32LE(77, FIELD_OFFSETS.tgid);
+      b.writeUInt32LE(78, FIELD_OFFSETS.pid);
+      b.writeUInt32LE(1, FIELD_OFFSETS.ppid);
+      b.writeUInt32LE(BIT_UNDECIDED, FIELD_OFFSETS.bits);
+    });
+    expect(noGroups.length).toBe(HEADER_SIZE);
+    const all = Buffer.concat([sampleRecord(), noGroups, sampleRecord()]); // 204 + 192 + 204
+    const v = viewRecords(all, all.length);
+    expect(v.count).toBe(3);
+    expect([recTgid(v, 1), recPid(v, 1), recPpid(v, 1), recBits(v, 1), recNgroups(v, 1)]).toEqual([77, 78, 1, BIT_UNDECIDED, 0]);
+    expect(decodeRecord(v, 1).groups).toEqual([]);
     expect(decodeRecord(v, 0).tgid).toBe(4242);
+    expect(decodeRecord(v, 2).groups).toEqual([2000, 2001, 2019]);
   });
 
   it('works on a buffer that is not 4-byte aligned', () => {
-    const big = Buffer.alloc(RECORD_SIZE + 1);
-    sampleRecord().copy(big, 1);
-    const v = viewRecords(big.subarray(1), RECORD_SIZE);
+    const rec = sampleRecord();
+    const big = Buffer.alloc(rec.length + 1);
+    rec.copy(big, 1);
+    const v = viewRecords(big.subarray(1), rec.length);
     expect(decodeRecord(v, 0).comm).toBe('tg) (p g');
   });
 
-  it('refuses output that is not a whole number of records', () => {
-    expect(() => viewRecords(Buffer.alloc(RECORD_SIZE + 8), RECORD_SIZE + 8)).toThrow(RangeError);
+  it('refuses output that does not end at a record boundary', () => {
+    const rec = sampleRecord();
+    expect(() => viewRecords(Buffer.concat([rec, Buffer.alloc(8)]), rec.length + 8)).toThrow(RangeError);
+    expect(() => viewRecords(rec, rec.length - 4)).toThrow(RangeError); // a group cut off
+    expect(viewRecords(Buffer.alloc(0), 0).count).toBe(0);
   });
 
   it('decodes a non-ASCII comm as UTF-8', () => {
-    const b = sampleRecord();
-    b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
-    Buffer.from('zürich-ñ', 'utf8').copy(b, FIELD_OFFSETS.comm); // 10 bytes: z, ü (2), r, i, c, h, -, ñ (2)
-    expect(decodeRecord(viewRecords(b, RECORD_SIZE), 0).comm).toBe('zürich-ñ');
+    const b = sampleRecord((b) => {
+      b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
+      Buffer.from('zürich-ñ', 'utf8').copy(b, FIELD_OFFSETS.comm); // 10 bytes: z, ü (2), r, i, c, h, -, ñ (2)
+    });
+    expect(decodeRecord(one(b), 0).comm).toBe('zürich-ñ');
   });
 
   it('decodes a full 15-byte comm without a NUL', () => {
-    const b = sampleRecord();
-    b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
-    b.write('abcdefghijklmno', FIELD_OFFSETS.comm, 'latin1');
-    expect(decodeRecord(viewRecords(b, RECORD_SIZE), 0).comm).toBe('abcdefghijklmno');
+    const b = sampleRecord((b) => {
+      b.fill(0, FIELD_OFFSETS.comm, FIELD_OFFSETS.comm + 16);
+      b.write('abcdefghijklmno', FIELD_OFFSETS.comm, 'latin1');
+    });
+    expect(decodeRecord(one(b), 0).comm).toBe('abcdefghijklmno');
   });
 });

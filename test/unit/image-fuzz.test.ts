@@ -12,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Snapshot, Task } from '../../src/collector/task.js';
 import { ImageError } from '../../src/errors.js';
-import { encodeImages, readImages } from '../../src/image/index.js';
+import {
+  encodeImages, encodeMessage, frameImage, headerToPb, KIND, readImages, schemas, taskToPb,
+} from '../../src/image/index.js';
 
 const task = (pid: number, tgid: number, ppid: number, extra: Partial<Task> = {}): Task => ({
   pid, tgid, ppid, tpid: 0, sid: 100, pgid: 100, state: 'S', comm: `t${pid}`,
@@ -189,6 +191,31 @@ describe('image reader fuzz', () => {
         }
         attempt(name, b, `${name} bit flips at ${where.join(',')}`);
       }
+    }
+  });
+
+  it('well-formed records that do not make a tree (a thread of a missing process, a process twice)', () => {
+    // tasks.img re-encoded from edited records, header counts kept consistent, CRIU images untouched
+    const tasksImg = (tasks: Task[]) => {
+      const s = snapshot();
+      let processes = 0;
+      for (const t of tasks) if (t.pid === t.tgid) processes++;
+      const info = { ...s.info, processes, threads: tasks.length };
+      const sc = schemas();
+      return frameImage(KIND.tasks, [
+        encodeMessage(sc.header, headerToPb(info)),
+        ...tasks.map((t) => encodeMessage(sc.task, taskToPb(t))),
+      ]);
+    };
+    const base = snapshot().tasks;
+    const cases: [string, Task[]][] = [
+      ['thread 101 of missing process 108', base.map((t) => (t.pid === 101 ? { ...t, tgid: 108 } : t))],
+      ['process 102 twice', [...base, { ...base[2] }]],
+      ['no root process', base.filter((t) => t.pid !== 100 && t.pid !== 101)],
+    ];
+    for (const [label, tasks] of cases) {
+      const r = attempt('tasks.img', tasksImg(tasks), `tasks.img: ${label}`);
+      if (!(r instanceof ImageError)) failures.push(`tasks.img: ${label}: expected an ImageError, got ${String(r)}`);
     }
   });
 

@@ -2,19 +2,21 @@
 # Run the task_diag module's guest suite inside QEMU (TCG): Debian 12's own kernel, the host root shared
 # read-only over 9p with a tmpfs overlay, results written to a second 9p share.
 #
-#   bash test/vm/run.sh [--bench] [--shell-cmd 'CMD']
+#   bash test/vm/run.sh [--bench] [--cmd 'CMD']
 #
 #   (default)        build module + helpers, boot, run test/vm/guest/guest.sh (C checks + vitest suite)
 #   --bench          run bench/vm-bench.sh in the guest instead (more memory, longer timeout)
 #   --cmd 'CMD'      run CMD (a shell command line) in the guest instead; its output is printed
 #
-# Environment: TD_VM_TIMEOUT (seconds, default 240; bench 900), TD_VM_MEM (MiB), TD_VM_KEEP=1 (keep logs).
+# Environment: TD_VM_TIMEOUT (seconds, default 240; bench 1500), TD_VM_MEM (MiB), TD_VM_WORK (cache and
+# run directory, default test/vm/.work; not under /tmp or /run, which the guest mounts afresh), TD_VM_KVER
+# (default: the version linux-headers-amd64 depends on), TD_BENCH_N (default 10000), TD_BENCH_RUNS (default 3).
 # Needs: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, linux-headers-amd64, gcc, make, apt-get.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 VM="$ROOT/test/vm"
-WORK="$VM/.work"
+WORK=${TD_VM_WORK:-$VM/.work}
 MODE=test
 CMD=
 while [ $# -gt 0 ]; do
@@ -57,7 +59,7 @@ if [ ! -f "$KROOT/.ok" ]; then
   # vmlinux: the XZ stream inside the bzImage (what scripts/extract-vmlinux does)
   img="$KROOT/boot/vmlinuz-$KVER"
   for off in $(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$img" | cut -d: -f1); do
-    tail -c +$((off + 1)) "$img" | xz -dc > "$KROOT/vmlinux" 2>/dev/null
+    tail -c +$((off + 1)) "$img" | xz -dc > "$KROOT/vmlinux" 2>/dev/null || true  # trailing data after the stream
     [ "$(head -c 4 "$KROOT/vmlinux" | od -An -tx1 | tr -d ' ')" = 7f454c46 ] && break
     rm -f "$KROOT/vmlinux"
   done
@@ -112,6 +114,8 @@ TD_RUN=$RUN
 TD_KVER=$KVER
 TD_MODDIR=$MODDIR
 TD_GUEST=$GUEST
+TD_BENCH_N=${TD_BENCH_N:-10000}
+TD_BENCH_RUNS=${TD_BENCH_RUNS:-3}
 EOF
 
 stamp "booting $KVER (TCG, ${MEM} MiB, timeout ${TIMEOUT}s)"
@@ -148,7 +152,9 @@ else
   [ "$grc" = 0 ] || { echo "run.sh: guest suite failed (exit $grc)" >&2; fail=1; }
 fi
 # Kernel log: any BUG / WARNING / Oops / lockdep report fails the run
-for f in "$RES/dmesg.txt" "$RES/console.log"; do
+# (the console only up to the power-off request: what follows is the shutdown itself)
+[ -f "$RES/console.log" ] && sed '/sysrq: Power Off/q' "$RES/console.log" > "$RES/console-until-poweroff.log"
+for f in "$RES/dmesg.txt" "$RES/console-until-poweroff.log"; do
   [ -f "$f" ] || continue
   if grep -E -n 'BUG:|WARNING:|Oops|general protection fault|possible circular locking|possible recursive locking|inconsistent lock state|lockdep|Call Trace:|kernel BUG|UBSAN|KASAN|refcount_t:' "$f" >"$RES/kernel-problems.txt"; then
     echo "run.sh: kernel log problems in $(basename "$f"):" >&2

@@ -17,7 +17,7 @@ import type { TaskState } from '../task.js';
 import {
   CGROUP_HOW, freezeRequested, isFrozen, members, requestFreeze, resolveCgroup, thawCgroup, waitFrozen, type Cgroup,
 } from './cgroupfs.js';
-import type { Freezer, FreezeOptions, FrozenTree } from './freezer.js';
+import type { Freezer, FreezeOptions, FrozenTree, PreReadTask } from './freezer.js';
 import { guardFreeze } from './guard.js';
 import { readComm, readStat } from './procread.js';
 import { DEFAULT_TIMEOUT_MS } from './ptrace.js';
@@ -25,8 +25,14 @@ import {
   listRecords, ownerAlive, recordFile, recoverStaleFreezes, removeRecord, startTimeOf, writeRecord,
 } from './statefile.js';
 
-/** Pre-freeze states of the cgroup's tasks; throws when a process of the cgroup is outside the tree. */
-function inspect(c: Cgroup, root: number): Map<number, TaskState> {
+/**
+ * Pre-freeze states of the cgroup's tasks; throws when a process of the cgroup is outside the tree.
+ * With pre-read tasks (a whole-tree read by the source) only tasks the pre-read did not see are read from
+ * /proc one by one (those forked since, or outside the tree).
+ */
+async function inspect(c: Cgroup, root: number, preRead?: FreezeOptions['preRead']): Promise<Map<number, TaskState>> {
+  const pre = new Map<number, PreReadTask>();
+  if (preRead) for (const t of await preRead()) pre.set(t.pid, t);
   const { procs, tasks } = members(c);
   const procSet = new Set(procs);
   if (!procSet.has(root)) {
@@ -35,6 +41,12 @@ function inspect(c: Cgroup, root: number): Map<number, TaskState> {
   const states = new Map<number, TaskState>();
   const ppid = new Map<number, number>();
   for (const tid of tasks) {
+    const known = pre.get(tid);
+    if (known) {
+      states.set(tid, known.state);
+      if (procSet.has(tid)) ppid.set(tid, known.ppid);
+      continue;
+    }
     const st = readStat(`/proc/${tid}/stat`);
     if (!st) continue;
     states.set(tid, st.state);
@@ -63,7 +75,7 @@ export const cgroupFreezer: Freezer = {
         throw new FreezeError(`cgroup ${c.dir} is being frozen by another tdcollect (pid ${rec.pid})`, rec.pid);
       }
     }
-    const states = inspect(c, root);
+    const states = await inspect(c, root, opts.preRead);
     const already = freezeRequested(c);
     let ours = false;
     let guard: ReturnType<typeof guardFreeze> | undefined;
@@ -88,7 +100,7 @@ export const cgroupFreezer: Freezer = {
           `cgroup ${c.dir} did not reach frozen within ${timeoutMs} ms` + (already ? ' (it was being frozen by someone else)' : ''));
       }
       // the authoritative member list, now that nothing in the cgroup can fork or exit
-      const frozen = new Set(members(c).tasks);
+      const frozen = new Set(members(c, true).tasks);
       for (const tid of [...states.keys()]) if (!frozen.has(tid)) states.delete(tid);
       return {
         states,

@@ -169,12 +169,12 @@ function readIds(file: string, into: number[]): void {
   if (any) into.push(v);
 }
 
-/** Processes (tgids) and tasks (tids) of the cgroup subtree. */
-export function members(c: Cgroup): { procs: number[]; tasks: number[] } {
+/** Processes (tgids, unless tasksOnly) and tasks (tids) of the cgroup subtree. */
+export function members(c: Cgroup, tasksOnly = false): { procs: number[]; tasks: number[] } {
   const procs: number[] = [];
   const tasks: number[] = [];
   for (const d of subtree(c.dir)) {
-    readIds(join(d, 'cgroup.procs'), procs);
+    if (!tasksOnly) readIds(join(d, 'cgroup.procs'), procs);
     readIds(join(d, c.hierarchy === 'v2' ? 'cgroup.threads' : 'tasks'), tasks);
   }
   return { procs, tasks };

@@ -30,6 +30,20 @@ export interface FreezeOptions {
   cgroup?: string;
   /** bound on waiting for the tree to stop or the cgroup to freeze, in ms (default 10,000) */
   timeoutMs?: number;
+  /**
+   * cgroup freezer: read the tree's tasks (pid, tgid, ppid, state) just before the freeze in one go, instead
+   * of one /proc/TID/stat read per task. collect() passes its source here when the source reads a whole
+   * tree in a few round trips (bpf, taskdiag).
+   */
+  preRead?: () => Promise<ReadonlyArray<PreReadTask>>;
+}
+
+/** What the cgroup freezer needs of each task before freezing. */
+export interface PreReadTask {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  state: TaskState;
 }
 
 export interface Freezer {

@@ -4,7 +4,7 @@ import { noneFreezer } from './none.js';
 import { ptraceFreezer } from './ptrace.js';
 import { cgroupFreezer } from './cgroup.js';
 
-export type { Freezer, FrozenTree, FreezeOptions } from './freezer.js';
+export type { Freezer, FrozenTree, FreezeOptions, PreReadTask } from './freezer.js';
 
 /** Every freezer, by method. A new freezer is one file plus one line here. */
 export const FREEZERS: Partial<Record<FreezeMethod, Freezer>> = {

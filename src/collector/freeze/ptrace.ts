@@ -83,6 +83,8 @@ export interface PtraceFreezeStats {
   vanished: number;
   /** signal-delivery-stops re-injected */
   reinjected: number;
+  /** tasks the kernel attached for us at a clone (PTRACE_O_TRACECLONE) */
+  cloned: number;
 }
 
 /** One seize of one tree. Exported for tests and the benchmark; use ptraceFreezer.freeze(). */
@@ -90,7 +92,7 @@ export class PtraceSession {
   readonly states = new Map<number, TaskState>();
   readonly procs = new Map<number, Proc>();
   readonly seized = new Map<number, Seized>();
-  readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0 };
+  readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0, cloned: 0 };
   private dirty = false;
   private released = false;
   private readonly timeoutMs: number;
@@ -102,6 +104,9 @@ export class PtraceSession {
 
   /** Seize the whole tree. On failure everything seized so far is released before the error is thrown. */
   run(): void {
+    if (this.root === this.self) {
+      throw new FreezeError(`cannot freeze the tree of ${this.root}: it is tdcollect itself; run it from outside the tree`, this.root);
+    }
     try {
       let level = [this.root];
       this.procs.set(this.root, { tgid: this.root, parent: undefined, threads: new Set(), dead: false, multi: false });
@@ -327,6 +332,7 @@ export class PtraceSession {
   private adopt(child: number, parentTgid: number): void {
     const tgid = readTgid(child) ?? parentTgid;
     this.stats.seized++;
+    this.stats.cloned++;
     this.seized.set(child, { tgid, st: St.Pending, groupStop: false, foreign: false });
     this.states.set(child, 'R');
     if (tgid === parentTgid) this.procs.get(parentTgid)?.threads.add(child);

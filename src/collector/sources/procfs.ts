@@ -47,6 +47,7 @@ const HEX: Int8Array = (() => {
 })();
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
+const K_TGID = bytes('Tgid');
 const K_TRACERPID = bytes('TracerPid');
 const K_UID = bytes('Uid');
 const K_GID = bytes('Gid');
@@ -202,6 +203,8 @@ export class ProcfsSource implements Source {
   };
   private readonly robust: RobustList = { head: 0, len: 0 };
   private closed = false;
+  /** Tgid: of the last status parsed */
+  private statusTgid = 0;
 
   async collectTree(root: number): Promise<Task[]> {
     this.check();
@@ -214,7 +217,14 @@ export class ProcfsSource implements Source {
       const tgid = stack.pop()!;
       if (seen.has(tgid)) continue;
       seen.add(tgid);
-      if (!this.readProcess(tgid, parent, true, true, tasks, stack) && tgid === root) throw new NoProcessError(root);
+      if (!this.readProcess(tgid, parent, true, true, tasks, stack)) {
+        if (tgid === root) throw new NoProcessError(root);
+        continue;
+      }
+      // /proc/TID/... also answers for a thread id: a thread cannot root a tree
+      if (tgid === root && this.statusTgid !== root) {
+        throw new NoProcessError(root, `pid ${root} is a thread of process ${this.statusTgid}; give the process id`);
+      }
     }
     return tasks;
   }
@@ -384,6 +394,7 @@ export class ProcfsSource implements Source {
       switch (b[p]) {
         case 0x54: // T
           if (r.isKey(K_TRACERPID, p, colon)) t.tpid = r.int();
+          else if (r.isKey(K_TGID, p, colon)) this.statusTgid = r.int();
           break;
         case 0x55: // U
           if (r.isKey(K_UID, p, colon)) {

@@ -1,6 +1,7 @@
 /**
  * Cross-source equivalence on a real kernel with the TASKDIAG family: the same frozen tree dumped with the
- * taskdiag source and the procfs source, then `tdcollect diff` of the two image directories finds nothing.
+ * taskdiag source, the procfs source and (ptrace freeze) the bpf source; `tdcollect diff` of the image
+ * directories finds nothing.
  * Uses the compiled CLI (bin/tdcollect.js -> dist/).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -31,21 +32,25 @@ afterAll(async () => {
   try { rmdirSync(CG); } catch { /* still populated if the fixture did not exit */ }
 });
 
-describe('taskdiag vs procfs', () => {
-  for (const freeze of ['ptrace', 'cgroup']) {
-    it(`frozen with ${freeze}: the two snapshots are equal for tdcollect diff`, () => {
-      const a = join(dir, `taskdiag-${freeze}`);
-      const b = join(dir, `procfs-${freeze}`);
-      const ra = tdc(['dump', '-r', String(tree.info.leader), '-s', 'taskdiag', '-f', freeze, '-o', a]);
-      expect(ra.stderr).toBe('');
-      expect(ra.status).toBe(0);
-      const rb = tdc(['dump', '-r', String(tree.info.leader), '-s', 'procfs', '-f', freeze, '-o', b]);
-      expect(rb.stderr).toBe('');
-      expect(rb.status).toBe(0);
-      const d = tdc(['diff', a, b]);
-      expect(d.stdout + d.stderr, 'diff output').not.toMatch(/changed|added|removed/);
-      expect(d.status).toBe(0);
-      // both saw the whole fixture tree: 7 processes, 10 threads
+describe('taskdiag vs procfs (and bpf)', () => {
+  const cases: [freeze: string, others: string[]][] = [['ptrace', ['procfs', 'bpf']], ['cgroup', ['procfs']]];
+  for (const [freeze, others] of cases) {
+    it(`frozen with ${freeze}: taskdiag = ${others.join(' = ')} for tdcollect diff`, () => {
+      const dump = (source: string): string => {
+        const out = join(dir, `${source}-${freeze}`);
+        const r = tdc(['dump', '-r', String(tree.info.leader), '-s', source, '-f', freeze, '-o', out]);
+        expect(r.stderr, `dump --source ${source}`).toBe('');
+        expect(r.status, `dump --source ${source}`).toBe(0);
+        return out;
+      };
+      const a = dump('taskdiag');
+      for (const source of others) {
+        const b = dump(source);
+        const d = tdc(['diff', a, b]);
+        expect(d.stdout + d.stderr, `diff taskdiag ${source}`).not.toMatch(/changed|added|removed/);
+        expect(d.status, `diff taskdiag ${source}`).toBe(0);
+      }
+      // the whole fixture tree was seen: 7 processes, 10 threads
       const show = execFileSync(process.execPath, [CLI, 'show', a, '--json'], { encoding: 'utf8' });
       const snap = JSON.parse(show) as { tasks: { pid: number }[] };
       expect(snap.tasks.length).toBe(10);

@@ -30,7 +30,7 @@ node node_modules/vitest/vitest.mjs run --config test/vm/vitest.vm.config.ts \
   --reporter=junit --outputFile.junit="$R/junit.xml" > "$R/vitest.log" 2>&1
 vrc=$?
 sum "vitest: exit $vrc in $(( $(date +%s) - t0 ))s"
-grep -E '^ *(Test Files|Tests) ' "$R/vitest.log" | sed 's/\x1b\[[0-9;]*m//g' | tee -a "$R/summary.txt"
+sed 's/\x1b\[[0-9;]*m//g' "$R/vitest.log" | grep -E '^ *(✓|❯|×) test/|^ *(Test Files|Tests) ' | tee -a "$R/summary.txt"
 if [ $vrc -ne 0 ]; then
   sed 's/\x1b\[[0-9;]*m//g' "$R/vitest.log" | grep -E -A12 '(FAIL|×|AssertionError|Error:)' | head -120 | tee -a "$R/summary.txt"
   fail=1

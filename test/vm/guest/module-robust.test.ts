@@ -30,6 +30,7 @@ describe('concurrency and churn', () => {
       const d = decodeAll(r);
       expect(d.done).toBe(0);
       const tgids = d.tasks.map((t) => t.task.tgid);
+      for (const t of d.tasks) expect(t.task.pid, 'a task released mid-dump is left out, never sent with pid 0').toBeGreaterThan(0);
       expect(strictlyAscending(tgids)).toBe(true);
       expect(tgids).toContain(many.info.leader);
       expect(tgids.length).toBeGreaterThan(300);
@@ -62,6 +63,7 @@ describe('concurrency and churn', () => {
         expect(r.end).toBe('done');
         const d = decodeAll(r);
         expect(d.done).toBe(0);
+        for (const t of d.tasks) expect(t.task.pid * t.task.tgid, 'no pid 0 for tasks released mid-dump').toBeGreaterThan(0);
       }
       const all = decodeAll(runs[0]!).tasks.map((t) => t.task.tgid);
       expect(strictlyAscending(all)).toBe(true);

@@ -14,9 +14,18 @@ import { accessSync, constants as fsConstants, existsSync, readFileSync } from '
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { NoProcessError, PermissionError, UnavailableError } from '../../../errors.js';
-import {
-  BPF_CAPS, BPFFS, BpfObject, BpfLink, drainIter, libbpfAvailable, openPinnedIter, writeU32,
-} from '../../../sys/bpf.js';
+import { BPFFS, drainIter, openPinnedIter } from '../../../sys/bpfiter.js';
+// libbpf bindings (koffi) are loaded only when this process loads the program itself: reading a pinned
+// iterator needs neither
+import type { BpfObject, BpfLink } from '../../../sys/bpf.js';
+type SysBpf = typeof import('../../../sys/bpf.js');
+let sysBpf: SysBpf | undefined;
+async function loadSysBpf(): Promise<SysBpf> {
+  sysBpf ??= await import('../../../sys/bpf.js');
+  return sysBpf;
+}
+/** What loading and attaching BPF iterators needs, for messages. */
+export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
 import {
@@ -73,25 +82,27 @@ function pinnedReadable(path: string | undefined): boolean {
 /** A loaded and attached iterator owned by this process. */
 export class LoadedIterator {
   private constructor(
+    private readonly sys: SysBpf,
     private readonly obj: BpfObject,
     readonly link: BpfLink,
     private readonly bss: { ptr: unknown; size: number },
   ) {}
 
   /** Open, load and attach the task iterator (the 20–45 ms one-time cost). */
-  static load(): LoadedIterator {
+  static async load(): Promise<LoadedIterator> {
     if (!hasBpfCaps()) {
       throw new PermissionError('CAP_BPF', undefined,
         `loading the BPF task iterator needs ${BPF_CAPS} (or read a pinned one: tdcollect bpf pin)`);
     }
+    const sys = await loadSysBpf();
     const elf = readFileSync(objectPath());
-    const obj = BpfObject.open(elf, 'tdcollect');
+    const obj = sys.BpfObject.open(elf, 'tdcollect');
     try {
       obj.load();
       const bss = obj.mapGlobalData('.bss');
       if (bss.size < 8) throw new UnavailableError('bpf', `BPF object ${OBJECT_FILE} has a ${bss.size}-byte .bss, expected 8`);
       const link = obj.program(PROGRAM_NAME).attachIter();
-      return new LoadedIterator(obj, link, bss);
+      return new LoadedIterator(sys, obj, link, bss);
     } catch (e) {
       obj.close();
       throw e;
@@ -100,8 +111,8 @@ export class LoadedIterator {
 
   /** Set the in-kernel filter: root tgid (0 = every task), leaders only. */
   configure(root: number, leadersOnly: boolean): void {
-    writeU32(this.bss.ptr, 0, root);
-    writeU32(this.bss.ptr, 4, leadersOnly ? 1 : 0);
+    this.sys.writeU32(this.bss.ptr, 0, root);
+    this.sys.writeU32(this.bss.ptr, 4, leadersOnly ? 1 : 0);
   }
 
   /** A new iteration's fd. */
@@ -194,10 +205,16 @@ export class BpfSource implements Source {
   private syscalls = 0;
   private constructor(private readonly loaded: LoadedIterator | undefined, readonly pinned: string | undefined) {}
 
-  static open(opts: BpfSourceOptions = { pinPath: pinPath() }): BpfSource {
+  /** Use the pinned iterator when one is readable at opts.pinPath, else load one (needs the capabilities). */
+  static async open(opts: BpfSourceOptions = { pinPath: pinPath() }): Promise<BpfSource> {
     const path = opts.pinPath;
     if ((opts.usePinned ?? true) && pinnedReadable(path)) return new BpfSource(undefined, path);
-    return new BpfSource(LoadedIterator.load(), undefined);
+    return new BpfSource(await LoadedIterator.load(), undefined);
+  }
+
+  /** The pinned iterator at path, or undefined when there is none this user may read. */
+  static openPinned(path: string | undefined = pinPath()): BpfSource | undefined {
+    return pinnedReadable(path) ? new BpfSource(undefined, path) : undefined;
   }
 
   /** 'pinned' when reading a pinned iterator, 'loaded' when this process loaded its own */
@@ -283,7 +300,7 @@ export const bpfFactory: SourceFactory = {
     if (!existsSync('/sys/kernel/btf/vmlinux')) {
       return { ok: false, reason: 'kernel without BTF (/sys/kernel/btf/vmlinux, CONFIG_DEBUG_INFO_BTF)' };
     }
-    const lib = libbpfAvailable();
+    const lib = (await loadSysBpf()).libbpfAvailable();
     if (!lib.ok) return { ok: false, reason: lib.reason };
     if (!hasBpfCaps()) return { ok: false, reason: `loading the BPF task iterator needs ${BPF_CAPS}` };
     return { ok: true, detail: 'loads the iterator' };

@@ -2,7 +2,8 @@
  * The binary record the BPF task iterator (task_iter.bpf.c, struct td_task) emits, one per task, and its
  * decoding into Task records. Pure functions over a Buffer: no kernel access.
  *
- * Grammar (all little-endian, 320 bytes, no padding):
+ * Grammar (all little-endian, no padding): a 192-byte header, then min(ngroups, 32) u32 groups, so a record
+ * is 192..320 bytes and the next one follows at once:
  *   off  size field
  *     0  6×u32 tgid pid ppid tpid sid pgid   (reader's pid namespace; 0 = no number there)
  *    24  u32 state        raw task->__state
@@ -25,14 +26,17 @@
  *   160  u64 start_time   clock ticks after boot (start_boottime / 10,000,000 ns)
  *   168  u64 robust_list  user address of the robust futex list head
  *   176  16×u8 comm       NUL-padded
- *   192  32×u32 groups    the first min(ngroups, 32) groups, rest 0
- *   320
+ *   192  n×u32 groups     the first n = min(ngroups, 32) groups
+ *   192 + 4n
  */
 import type { Mask64, Task, TaskState } from '../../task.js';
 
-export const RECORD_SIZE = 320;
+/** size of the fixed part; the groups follow */
+export const HEADER_SIZE = 192;
+/** the largest record: header and MAX_GROUPS groups */
+export const MAX_RECORD_SIZE = 320;
 /** bumped whenever the layout changes; part of the pin path so a stale pinned iterator is never read */
-export const RECORD_VERSION = 1;
+export const RECORD_VERSION = 2;
 export const MAX_GROUPS = 32;
 export const BIT_NO_NEW_PRIVS = 0x1;
 export const BIT_UNDECIDED = 0x2;
@@ -64,7 +68,6 @@ const W = {
   capAmb: O.cap_amb / 4, blocked: O.blocked / 4, startTime: O.start_time / 4, robustList: O.robust_list / 4,
   comm: O.comm / 4, groups: O.groups / 4,
 } as const;
-const WORDS = RECORD_SIZE / 4;
 
 // include/linux/sched.h state bits (6.1+)
 const TASK_REPORT = 0x7f;
@@ -87,32 +90,89 @@ export function decodeState(state: number, exitState: number): TaskState {
   return STATE_LETTERS[s === 0 ? 0 : 32 - Math.clz32(s)];
 }
 
-/** Word views over a record buffer (copied once when the buffer is not 4-byte aligned). */
+/** Word views over the iterator's output and where each record starts. */
 export interface RecordView {
   u32: Uint32Array;
   i32: Int32Array;
   bytes: Buffer;
   count: number;
+  /** u32 index of the start of each record */
+  start: Uint32Array;
 }
 
+let starts = new Uint32Array(16384);
+
+/**
+ * Index the records of the iterator's output (length bytes of buf). Throws RangeError when the bytes do not
+ * end exactly at a record boundary. The view shares buf (copied once when buf is not 4-byte aligned) and a
+ * module-level index: use it before the next call.
+ */
 export function viewRecords(buf: Buffer, length: number): RecordView {
-  if (length % RECORD_SIZE !== 0) {
-    throw new RangeError(`BPF iterator output of ${length} bytes is not a whole number of ${RECORD_SIZE}-byte records`);
-  }
   let b = buf;
   if (b.byteOffset % 4 !== 0) {
     b = Buffer.alloc(length);
     buf.copy(b, 0, 0, length);
   }
-  return {
-    u32: new Uint32Array(b.buffer, b.byteOffset, length / 4),
-    i32: new Int32Array(b.buffer, b.byteOffset, length / 4),
-    bytes: b,
-    count: length / RECORD_SIZE,
-  };
+  const u32 = new Uint32Array(b.buffer, b.byteOffset, length >>> 2);
+  const words = length >>> 2;
+  let count = 0;
+  let w = 0;
+  while (w < words) {
+    if (w + HEADER_SIZE / 4 > words) break;
+    if (count === starts.length) {
+      const bigger = new Uint32Array(starts.length * 2);
+      bigger.set(starts);
+      starts = bigger;
+    }
+    starts[count++] = w;
+    const ng = u32[w + W.ngroups];
+    w += HEADER_SIZE / 4 + (ng < MAX_GROUPS ? ng : MAX_GROUPS);
+  }
+  if (w * 4 !== length) {
+    throw new RangeError(`BPF iterator output of ${length} bytes does not end at a record boundary (record ${count})`);
+  }
+  return { u32, i32: new Int32Array(b.buffer, b.byteOffset, words), bytes: b, count, start: starts };
 }
 
-const mask = (u32: Uint32Array, w: number): Mask64 => [u32[w], u32[w + 1]];
+/*
+ * Decoding 10,000 tasks allocates megabytes, and every garbage collection costs system calls (mprotect,
+ * madvise, futex). Two small direct-mapped caches keep the common values shared: masks (most tasks have the
+ * same capability sets and an empty signal mask) as frozen arrays, and comm strings (a tree is mostly made
+ * of a few programs). A hit is verified word for word, so the cache never changes a result.
+ */
+const CACHE = 256;
+const maskLo = new Uint32Array(CACHE);
+const maskHi = new Uint32Array(CACHE);
+const maskVal: (Mask64 | undefined)[] = new Array(CACHE).fill(undefined);
+
+function mask(u32: Uint32Array, w: number): Mask64 {
+  const lo = u32[w];
+  const hi = u32[w + 1];
+  const h = (Math.imul(lo ^ Math.imul(hi, 0x9e3779b1), 0x85ebca6b) >>> 24) & (CACHE - 1);
+  const v = maskVal[h];
+  if (v !== undefined && maskLo[h] === lo && maskHi[h] === hi) return v;
+  const m = Object.freeze([lo, hi] as const);
+  maskVal[h] = m;
+  maskLo[h] = lo;
+  maskHi[h] = hi;
+  return m;
+}
+
+const commWords = new Uint32Array(CACHE * 4);
+const commVal: (string | undefined)[] = new Array(CACHE).fill(undefined);
+
+function cachedComm(v: RecordView, w: number): string {
+  const u32 = v.u32;
+  const a = u32[w], b = u32[w + 1], c = u32[w + 2], d = u32[w + 3];
+  const h = (Math.imul(a ^ Math.imul(b, 31) ^ Math.imul(c, 961) ^ Math.imul(d, 29791), 0x9e3779b1) >>> 24) & (CACHE - 1);
+  const k = h * 4;
+  const s = commVal[h];
+  if (s !== undefined && commWords[k] === a && commWords[k + 1] === b && commWords[k + 2] === c && commWords[k + 3] === d) return s;
+  const t = comm(v.bytes, w * 4);
+  commVal[h] = t;
+  commWords[k] = a; commWords[k + 1] = b; commWords[k + 2] = c; commWords[k + 3] = d;
+  return t;
+}
 
 /** task->comm: ASCII built char by char (faster than a Buffer slice for 15 bytes), else UTF-8. */
 function comm(bytes: Buffer, off: number): string {
@@ -132,11 +192,11 @@ function comm(bytes: Buffer, off: number): string {
 }
 
 /** Fields of record i needed before deciding whether to decode it. */
-export function recTgid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.tgid]; }
-export function recPid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.pid]; }
-export function recPpid(v: RecordView, i: number): number { return v.u32[i * WORDS + W.ppid]; }
-export function recBits(v: RecordView, i: number): number { return v.u32[i * WORDS + W.bits]; }
-export function recNgroups(v: RecordView, i: number): number { return v.u32[i * WORDS + W.ngroups]; }
+export function recTgid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.tgid]; }
+export function recPid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.pid]; }
+export function recPpid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.ppid]; }
+export function recBits(v: RecordView, i: number): number { return v.u32[v.start[i] + W.bits]; }
+export function recNgroups(v: RecordView, i: number): number { return v.u32[v.start[i] + W.ngroups]; }
 
 /**
  * Decode record i into a Task. When the task has more than MAX_GROUPS groups, `groups` holds only the
@@ -144,7 +204,7 @@ export function recNgroups(v: RecordView, i: number): number { return v.u32[i * 
  */
 export function decodeRecord(v: RecordView, i: number): Task {
   const u32 = v.u32;
-  const w = i * WORDS;
+  const w = v.start[i];
   const ng = u32[w + W.ngroups];
   const bits = u32[w + W.bits];
   const exitState = u32[w + W.exitState];
@@ -159,7 +219,7 @@ export function decodeRecord(v: RecordView, i: number): Task {
     sid: u32[w + W.sid],
     pgid: u32[w + W.pgid],
     state: decodeState(u32[w + W.state], exitState),
-    comm: comm(v.bytes, (w + W.comm) * 4),
+    comm: cachedComm(v, w + W.comm),
     uid: u32[w + W.uid], euid: u32[w + W.euid], suid: u32[w + W.suid], fsuid: u32[w + W.fsuid],
     gid: u32[w + W.gid], egid: u32[w + W.egid], sgid: u32[w + W.sgid], fsgid: u32[w + W.fsgid],
     capInh: mask(u32, w + W.capInh),

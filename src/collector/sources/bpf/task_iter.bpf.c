@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
- * tdcollect's BPF task iterator (iter/task): one fixed-size binary record (struct td_task, 320 bytes,
- * little-endian) per task, written with bpf_seq_write. Decoded by src/collector/sources/bpf/record.ts;
- * the two layouts must change together (RECORD_SIZE and RECORD_VERSION there).
+ * tdcollect's BPF task iterator (iter/task): one binary record per task (struct td_task, little-endian),
+ * written with bpf_seq_write: the 192-byte header, then only the min(ngroups, 32) groups the task has
+ * (4 bytes each), so a record is 192..320 bytes. Decoded by src/collector/sources/bpf/record.ts; the two
+ * layouts must change together (HEADER_SIZE and RECORD_VERSION there).
  *
  * - CO-RE: the kernel types below are minimal hand-written declarations marked preserve_access_index;
  *   libbpf relocates every field offset against the running kernel's BTF. `__state` (5.14+) vs `state`,
@@ -110,9 +111,11 @@ struct td_task {
 	__u64 cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb; /* 112 */
 	__u64 blocked, start_time, robust_list;          /* 152 start_time in clock ticks */
 	char comm[16];                                   /* 176 */
-	__u32 groups[TD_MAX_GROUPS];                     /* 192 first min(ngroups, 32), rest 0 */
-};                                                   /* 320 */
+	__u32 groups[TD_MAX_GROUPS];                     /* 192 first min(ngroups, 32); only these are written */
+};                                                   /* 320 at most */
+#define TD_HEADER_SIZE 192
 _Static_assert(sizeof(struct td_task) == 320, "record layout");
+_Static_assert(__builtin_offsetof(struct td_task, groups) == TD_HEADER_SIZE, "record header");
 
 /* Written by user space through the mmap'ed .bss map; never written here. */
 struct { __u32 root; __u32 leaders_only; } cfg;
@@ -176,7 +179,7 @@ int td_task_iter(struct bpf_iter__task *ctx)
 	const struct cred *c;
 	struct group_info *gi;
 	struct td_task r;
-	__u32 level, root, n;
+	__u32 level, root, n = 0, len;
 	int in;
 
 	if (!t)
@@ -270,12 +273,16 @@ int td_task_iter(struct bpf_iter__task *ctx)
 		r.ngroups = n;
 		if (n > TD_MAX_GROUPS)
 			n = TD_MAX_GROUPS;
+		barrier_var(n);
 		if (n)
 			bpf_probe_read_kernel(r.groups, (n & (2 * TD_MAX_GROUPS - 1)) * sizeof(__u32) > sizeof(r.groups)
 				? sizeof(r.groups) : (n & (2 * TD_MAX_GROUPS - 1)) * sizeof(__u32), gi->gid);
 	}
 
-	bpf_seq_write(seq, &r, sizeof(r));
+	len = TD_HEADER_SIZE + n * sizeof(__u32);
+	if (len > sizeof(r)) /* keeps the bound visible to the verifier */
+		len = sizeof(r);
+	bpf_seq_write(seq, &r, len);
 	return 0;
 }
 
