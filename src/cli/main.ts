@@ -1,18 +1,29 @@
-/** The tdcollect command line: one file per command, each exporting register(program). */
+/**
+ * The tdcollect command line: one file per command, each exporting register(program). Only the module of
+ * the command being run is loaded (a `tdcollect ps` does not pay for the image codecs); `--help` and
+ * unknown commands load them all.
+ */
 import { Command } from 'commander';
 import { VERSION } from '../version.js';
 import { EXIT } from '../errors.js';
-import { register as registerCheck } from './check.js';
-import { register as registerDump } from './dump.js';
-import { register as registerDiff } from './diff.js';
-import { register as registerPs } from './ps.js';
-import { register as registerBpf } from './bpf.js';
-import { register as registerShow } from './show.js';
-import { register as registerThaw } from './thaw.js';
+import { manual, manualPage } from './manual.js';
+import { PAGES } from './pages.js';
 
-export function buildProgram(): Command {
-  const program = new Command();
-  program
+type Register = (program: Command) => void;
+
+/** Every command, by name, in the order help lists them. A new command is one file plus one line here. */
+export const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+  dump: () => import('./dump.js'),
+  show: () => import('./show.js'),
+  diff: () => import('./diff.js'),
+  ps: () => import('./ps.js'),
+  check: () => import('./check.js'),
+  thaw: () => import('./thaw.js'),
+  bpf: () => import('./bpf.js'),
+};
+
+function baseProgram(): Command {
+  return new Command()
     .name('tdcollect')
     .description('freeze a Linux process tree, collect every task in few kernel round trips, write CRIU-format images')
     .version(VERSION)
@@ -21,18 +32,25 @@ export function buildProgram(): Command {
       writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `tdcollect: ${s}` : s),
     })
     .exitOverride();
-  registerDump(program);
-  registerCheck(program);
-  registerDiff(program);
-  registerPs(program);
-  registerBpf(program);
-  registerShow(program);
-  registerThaw(program);
+}
+
+/** The program with the named commands registered (all of them by default). */
+export async function buildProgram(only?: readonly string[]): Promise<Command> {
+  const program = baseProgram();
+  for (const name of only ?? Object.keys(COMMANDS)) {
+    (await COMMANDS[name]()).register(program);
+    const cmd = program.commands.find((c) => c.name() === name);
+    if (cmd && !manualPage(cmd) && PAGES[name]) manual(cmd, PAGES[name]);
+  }
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
-  const program = buildProgram();
+  const first = argv[2];
+  let only: string[] | undefined;
+  if (first !== undefined && Object.hasOwn(COMMANDS, first)) only = [first];
+  else if (first === 'help' && argv[3] !== undefined && Object.hasOwn(COMMANDS, argv[3])) only = [argv[3]];
+  const program = await buildProgram(only);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -5,6 +5,7 @@
  */
 import { Command, Option } from 'commander';
 import { action, BufferedWriter } from './common.js';
+import { addStreamOptions, streamToStdout, type StreamCliOptions } from './stream.js';
 import { UsageError } from '../errors.js';
 import type { Mask64, SourceName, Task } from '../collector/task.js';
 import type { Source } from '../collector/sources/source.js';
@@ -150,12 +151,14 @@ interface PsCliOptions {
   root?: string;
   source: SourceName | 'auto';
   output?: string[];
+  stdout?: boolean;
+  format: StreamCliOptions['format'];
   threads?: boolean;
   headers: boolean;
 }
 
 export function register(program: Command): void {
-  program
+  const cmd = program
     .command('ps')
     .description('list live tasks (all, or the subtree of --root) from any source, like ps(1)')
     .option('-r, --root <pid>', 'only this process and its descendants')
@@ -163,8 +166,9 @@ export function register(program: Command): void {
       .choices(['auto', 'taskdiag', 'bpf', 'procfs']).default('auto'))
     .option('-o, --output <fields...>', `comma-separated columns (default ${DEFAULT_FIELDS}); known: ${Object.keys(COLUMNS).join(',')}`)
     .option('-T, --threads', 'one line per thread (adds the TID column to the default)')
-    .option('--no-headers', 'omit the header line')
-    .action(action(async (opts: PsCliOptions) => {
+    .option('--no-headers', 'omit the header line');
+  addStreamOptions(cmd);
+  cmd.action(action(async (opts: PsCliOptions) => {
       const threads = !!opts.threads;
       const cols = parseFields(opts.output ?? [threads ? DEFAULT_THREAD_FIELDS : DEFAULT_FIELDS]);
       const root = opts.root !== undefined ? parseRoot(opts.root) : undefined;
@@ -179,6 +183,15 @@ export function register(program: Command): void {
         }
       } finally {
         source.close();
+      }
+      if (opts.stdout) {
+        const { hostname, release } = await import('node:os');
+        const { VERSION } = await import('../version.js');
+        await streamToStdout({
+          source: source.name, tool: `tdcollect ${VERSION}`, kernel: release(), hostname: hostname(),
+          createdAt: Date.now(), live: true, freeze: 'none', ...(root !== undefined ? { root } : {}),
+        }, sortTasks(tasks), opts.format);
+        return;
       }
       const out = new BufferedWriter(1);
       renderPs(sortTasks(tasks), cols, opts.headers, out);

@@ -8,7 +8,7 @@
  */
 import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Snapshot } from '../collector/task.js';
+import type { Snapshot, Task } from '../collector/task.js';
 import { ImageError } from '../errors.js';
 import { groupProcesses, isDead, pbToHeader, pbToTask, pstreeEntry } from './codec.js';
 import { decodeImage, decodeMessage, splitEntries, KIND, type Decoded, type ImageKind, type RawEntry, type UnknownField } from './framing.js';
@@ -81,7 +81,32 @@ export function readTasksImage(dir: string): TasksImage {
     throw new ImageError(path, buf.length, tasks.length < info.threads ? 'eof' : 'corrupt',
       `holds ${processes} processes and ${tasks.length} threads, its header says ${info.processes} and ${info.threads}`);
   }
+  checkTaskSet(path, tasks, raw.slice(1).map((r) => r.offset), info.root);
   return { snapshot: { info, tasks }, unknown };
+}
+
+/**
+ * A tasks image must describe one tree: no task twice, every thread's process present, the root first.
+ * Errors name the offset of the offending entry.
+ */
+function checkTaskSet(path: string, tasks: readonly Task[], offsets: readonly number[], root: number): void {
+  const leaders = new Set<number>();
+  const seen = new Set<number>();
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i];
+    if (seen.has(t.pid)) throw new ImageError(path, offsets[i], 'corrupt', `task ${t.pid} appears twice`);
+    seen.add(t.pid);
+    if (t.pid === t.tgid) leaders.add(t.pid);
+  }
+  for (let i = 0; i < tasks.length; i++) {
+    const t = tasks[i];
+    if (!leaders.has(t.tgid)) {
+      throw new ImageError(path, offsets[i], 'corrupt', `thread ${t.pid} belongs to process ${t.tgid}, which is not in the image`);
+    }
+  }
+  if (tasks.length > 0 && tasks[0].pid !== root) {
+    throw new ImageError(path, offsets[0], 'corrupt', `the first task is ${tasks[0].pid}, not the root process ${root}`);
+  }
 }
 
 export interface CriuImages {

@@ -2,8 +2,8 @@
  * Snapshot -> image directory, atomically.
  *
  * Everything is written into a temporary directory beside the target (`.<name>.tmp-<pid>-<rand>` in the same
- * parent, so the final rename cannot cross filesystems); each file and the directory are fsynced; then the
- * temporary directory is renamed into place and the parent fsynced. A reader never sees a half-written
+ * parent, so the final rename cannot cross filesystems); one syncfs(2) makes the files and the directory
+ * durable; then the temporary directory is renamed into place and the parent fsynced. A reader never sees a half-written
  * dump: the target either does not exist, holds the previous dump (--force), or holds the complete new one.
  *
  * - target missing or an empty directory: rename(tmp, target) (Linux replaces an empty directory atomically)
@@ -13,7 +13,7 @@
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
  */
 import {
-  closeSync, fsync, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
+  closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -24,6 +24,9 @@ import {
 } from './codec.js';
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
+// the one system call Node lacks for durable writes; image/ still reads nothing from the kernel's task state
+import { syncfs } from '../sys/fs.js';
+import { errnoName } from '../sys/libc.js';
 
 export interface WriteOptions {
   /** replace a non-empty target directory */
@@ -147,48 +150,20 @@ function stage(p: Plan, tmp: string): number {
 }
 
 /**
- * Write and fsync every file, BATCH files at a time: each batch is written synchronously with its
- * descriptors kept open, then fsynced concurrently (one libuv pool job per file; concurrent fsyncs share
- * journal commits on ext4), then closed. Returns the byte count.
+ * Make every staged file durable with one syncfs(2) on the file system of the temporary directory — one
+ * call instead of an fsync per file (a 1,000-task dump writes over 1,000 files). Write-back errors are
+ * reported by syncfs on Linux >= 5.8.
  */
-async function stageAndSync(p: Plan, tmp: string): Promise<number> {
-  let bytes = 0;
-  const all = [...p.files];
-  for (let i = 0; i < all.length; i += BATCH) {
-    const open: { fd: number; path: string }[] = [];
-    try {
-      for (const [file, data] of all.slice(i, i + BATCH)) {
-        const path = join(tmp, file);
-        try {
-          const fd = openSync(path, 'wx', 0o644);
-          open.push({ fd, path });
-          let off = 0;
-          while (off < data.length) off += writeSync(fd, data, off, data.length - off);
-        } catch (e) {
-          throw outputError(path, 'write', e);
-        }
-        bytes += data.length;
-      }
-      await Promise.all(open.map(({ fd, path }) => new Promise<void>((res, rej) => {
-        fsync(fd, (e) => (e ? rej(outputError(path, 'write', e)) : res()));
-      })));
-    } finally {
-      for (const { fd } of open) closeSync(fd);
-    }
-  }
-  return bytes;
-}
-
-const BATCH = 256;
-
-function syncStagedSync(p: Plan, tmp: string): void {
-  for (const file of p.files.keys()) {
-    const path = join(tmp, file);
-    try {
-      fsyncPath(path);
-    } catch (e) {
-      throw outputError(path, 'write', e);
-    }
+function syncStaged(tmp: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
+    const r = syncfs(fd);
+    if (r < 0) throw Object.assign(new Error(`syncfs: ${errnoName(-r)}`), { code: errnoName(-r) });
+  } catch (e) {
+    throw outputError(tmp, 'write', e);
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -226,7 +201,7 @@ function commit(p: Plan, tmp: string): void {
 
 /**
  * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment).
- * Files are fsynced concurrently, 256 at a time; writeImagesSync() does the same synchronously.
+ * The files reach the disk through one syncfs(2) before the rename; writeImagesSync() is the same, synchronously.
  */
 export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): Promise<WriteResult> {
   const t0 = performance.now();
@@ -234,7 +209,8 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
   const tmp = makeTemp(p);
   let bytes: number;
   try {
-    bytes = await stageAndSync(p, tmp);
+    bytes = stage(p, tmp);
+    syncStaged(tmp);
     commit(p, tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
@@ -243,7 +219,7 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
   return { dir: p.target, files: p.files.size, bytes, ms: performance.now() - t0 };
 }
 
-/** writeImages, synchronously (files fsynced one after the other: slower for large trees). */
+/** writeImages, synchronously. */
 export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): WriteResult {
   const t0 = performance.now();
   const p = plan(snapshot, dir, opts);
@@ -251,7 +227,7 @@ export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOpti
   let bytes: number;
   try {
     bytes = stage(p, tmp);
-    syncStagedSync(p, tmp);
+    syncStaged(tmp);
     commit(p, tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });

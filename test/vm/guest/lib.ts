@@ -303,7 +303,7 @@ export function procStatus(pid: number, tid?: number): Map<string, string> {
 export const STATE_LETTERS = 'RSDTtXZPI';
 
 export function procPids(): number[] {
-  return readdirSync('/proc').filter((n) => n >= '0' && n <= '9' && /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
+  return readdirSync('/proc').filter((n) => /^\d+$/.test(n)).map(Number).sort((a, b) => a - b);
 }
 export function procThreads(pid: number): number[] {
   return readdirSync(`/proc/${pid}/task`).map(Number).sort((a, b) => a - b);
