@@ -1,7 +1,7 @@
 /** tdcollect dump: freeze the tree rooted at --root, collect it, write images (or stream it). */
 import { Command, Option } from 'commander';
-import { readdirSync, statSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { mkdtempSync, readdirSync, rmdirSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { action } from './common.js';
 import { manual } from './manual.js';
 import { Progress, formatStats } from './progress.js';
@@ -28,12 +28,26 @@ export function parseFreeze(text: string): { method: FreezeMethod; cgroup?: stri
   throw new UsageError(`invalid --freeze '${text}': expected ptrace, cgroup, cgroup=PATH or none`);
 }
 
-/** Refuse a non-empty existing target before anything is frozen (writeImages checks again). */
+/**
+ * Refuse an output that cannot work before anything is frozen (writeImages checks again): a non-empty
+ * existing target without --force, a target that is not a directory, a parent that is not a writable
+ * directory.
+ */
 export function precheckOutput(dir: string, force: boolean): void {
   let st;
   try {
     st = statSync(dir);
-  } catch {
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+    if (code !== 'ENOENT') throw new OutputError(dir, `${dir}: cannot write: ${code}`);
+    const parent = dirname(dir);
+    try {
+      // what writeImages will do first: create a directory beside the target (permission bits alone do not
+      // tell, e.g. for root in /proc or on a read-only mount)
+      rmdirSync(mkdtempSync(join(parent, '.tdcollect-probe-')));
+    } catch (pe) {
+      throw new OutputError(dir, `${dir}: cannot write: ${(pe as NodeJS.ErrnoException).code ?? 'EIO'} on ${parent}`);
+    }
     return;
   }
   if (!st.isDirectory()) throw new OutputError(dir, `${dir}: exists and is not a directory`);

@@ -14,10 +14,25 @@ mount -t 9p -o trans=virtio,version=9p2000.L,ro,cache=loose,msize=262144 hostroo
 mount -t tmpfs -o size=512m tmpfs /mnt/rw
 mkdir -p /mnt/rw/upper /mnt/rw/work
 mount -t overlay overlay -o lowerdir=/mnt/lower,upperdir=/mnt/rw/upper,workdir=/mnt/rw/work /newroot || { echo "init: overlay failed"; poweroff -f; }
+mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /mnt/results || { echo "init: mount results failed"; poweroff -f; }
 mount -t tmpfs -o mode=755 tmpfs /newroot/run
 mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+# the guest gets fresh /run and /tmp; a checkout that lives under one of them is laid back over them
+# (read from the host through its own overlay, so the guest may write there too)
+for v in TD_ROOT TD_WORK; do
+  d=$(sed -n "s/^$v=//p" /mnt/results/env)
+  case "$d" in
+    /tmp/*|/run/*)
+      [ -d "/newroot$d" ] && continue
+      n=$(echo "$d" | tr / _)
+      mkdir -p "/mnt/rw/up$n" "/mnt/rw/wk$n" "/newroot$d"
+      mount -t overlay overlay -o "lowerdir=/mnt/lower$d,upperdir=/mnt/rw/up$n,workdir=/mnt/rw/wk$n" "/newroot$d" \
+        || echo "init: cannot expose $d"
+      ;;
+  esac
+done
 mkdir -p /newroot/run/td-results
-mount -t 9p -o trans=virtio,version=9p2000.L,msize=262144 results /newroot/run/td-results || { echo "init: mount results failed"; poweroff -f; }
+mount --move /mnt/results /newroot/run/td-results
 mount --move /proc /newroot/proc
 mount --move /sys /newroot/sys
 mount --move /dev /newroot/dev

@@ -9,7 +9,8 @@
 #   --cmd 'CMD'      run CMD (a shell command line) in the guest instead; its output is printed
 #
 # Environment: TD_VM_TIMEOUT (seconds, default 240; bench 1500), TD_VM_MEM (MiB), TD_VM_WORK (cache and
-# run directory, default test/vm/.work; not under /tmp or /run, which the guest mounts afresh), TD_VM_KVER
+# run directory, default test/vm/.work; a checkout or cache under /tmp or /run is laid back over the fresh
+# /tmp and /run the guest mounts), TD_VM_KVER
 # (default: the version linux-headers-amd64 depends on), TD_BENCH_N (default 10000), TD_BENCH_RUNS (default 3).
 # Needs: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, linux-headers-amd64, gcc, make, apt-get.
 set -euo pipefail
