@@ -14,6 +14,7 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, mkdtempSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fixtureBin, readyLine, spawnTreegen } from './lib-fixture.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -23,46 +24,6 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 const fmt = (x, d = 1) => (x === undefined ? 'n/a' : x.toFixed(d));
-
-/** Build test/fixtures/treegen.c as test/helpers/tree.ts does (same cache path). */
-function treegen() {
-  const src = join(ROOT, 'test/fixtures/treegen.c');
-  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-treegen');
-  const bin = join(dir, `treegen-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, src]);
-    renameSync(tmp, bin);
-  }
-  return bin;
-}
-
-async function spawnBigTree(procs) {
-  const child = spawn(treegen(), ['--until-eof', '--timeout', '1800', '--procs', String(procs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (b) => {
-      buf += b.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) { child.stdout.resume(); resolve(JSON.parse(buf.slice(0, nl))); }
-    });
-    child.on('exit', (c) => reject(new Error(`treegen exited ${c}`)));
-  });
-  if (ready.error) throw new Error(ready.error);
-  return {
-    root: ready.root,
-    tasks: ready.threads.length,
-    tids: ready.threads.map((t) => [t.tgid, t.tid]),
-    async kill() {
-      const gone = new Promise((r) => child.once('exit', r));
-      try { process.kill(-ready.sid, 'SIGKILL'); } catch { /* gone */ }
-      child.stdin.end();
-      await gone;
-    },
-  };
-}
 
 function timeRuns(fn, runs = RUNS) {
   fn(); fn(); // warm-up
@@ -138,7 +99,7 @@ export async function run() {
   const procs = Number(process.env.BENCH_PROCS ?? 10000);
   const pin = `/sys/fs/bpf/tdcollect-bench-${process.pid}/tasks`;
   console.log(`spawning ${procs} processes ...`);
-  const tree = await spawnBigTree(procs);
+  const tree = await spawnTreegen(procs);
   const result = { procs, tasks: tree.tasks, runs: RUNS };
   try {
     // 1. in-process snapshots

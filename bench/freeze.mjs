@@ -21,6 +21,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmdirSync
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fixtureBin, readyLine, spawnTreegen } from './lib-fixture.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
@@ -31,31 +32,10 @@ const fmt = (x, d = 1) => (x === undefined ? 'n/a' : x.toFixed(d));
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 const sleepMs = (ms) => Atomics.wait(sleepCell, 0, 0, ms);
 
-function churnBin() {
-  const src = join(ROOT, 'test/fixtures/freeze-churn.c');
-  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-freeze');
-  const bin = join(dir, `freeze-churn-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, src]);
-    renameSync(tmp, bin);
-  }
-  return bin;
-}
-
 async function spawnTree(n, cgroup) {
-  const child = spawn(churnBin(), ['--idle', String(n), '--fanout', '100', '--cgroup', cgroup], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const line = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (b) => {
-      buf += b;
-      const i = buf.indexOf('\n');
-      if (i >= 0) { child.stdout.resume(); resolve(buf.slice(0, i)); }
-    });
-    child.once('exit', (c) => reject(new Error(`freeze-churn exited ${c}`)));
-  });
+  const child = spawn(fixtureBin('freeze-churn', 'tdcollect-freeze'), ['--idle', String(n), '--fanout', '100', '--cgroup', cgroup],
+    { stdio: ['pipe', 'pipe', 'inherit'] });
+  const line = await readyLine(child, 'freeze-churn');
   const root = Number(line.split(' ')[1]);
   return {
     root,

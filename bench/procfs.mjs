@@ -17,58 +17,18 @@ import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, readdirSync } 
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fixtureBin, readyLine, spawnTreegen } from './lib-fixture.mjs';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = join(HERE, '..');
 
 const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2; };
 
-/** Build test/fixtures/treegen.c into the same cache test/helpers/tree.ts uses. */
-function treegen() {
-  const src = join(ROOT, 'test/fixtures/treegen.c');
-  const hash = createHash('sha256').update(readFileSync(src)).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-treegen');
-  const bin = join(dir, `treegen-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    try {
-      execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, src]);
-      renameSync(tmp, bin);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  return bin;
-}
-
-async function spawnTree(procs) {
-  const child = spawn(treegen(), ['--until-eof', '--timeout', '1800', '--procs', String(procs)], { stdio: ['pipe', 'pipe', 'inherit'] });
-  const ready = await new Promise((resolve, reject) => {
-    let buf = '';
-    child.stdout.on('data', (b) => {
-      buf += b.toString();
-      const nl = buf.indexOf('\n');
-      if (nl >= 0) { child.stdout.resume(); resolve(JSON.parse(buf.slice(0, nl))); }
-    });
-    child.on('exit', (c) => reject(new Error(`treegen exited ${c}`)));
-  });
-  const kill = async () => {
-    if (child.exitCode !== null) return;
-    const gone = new Promise((r) => child.once('exit', r));
-    try { process.kill(-ready.sid, 'SIGKILL'); } catch { /* gone */ }
-    child.stdin.end(); // the keeper tears the rest down and reaps it
-    await gone;
-  };
-  if (ready.error) { await kill(); throw new Error(ready.error); }
-  return { root: ready.root, tasks: ready.threads.length, kill };
-}
-
 export async function run(opts = {}) {
   const procs = Number(opts.procs ?? process.env.BENCH_PROCS ?? 1000);
   const runs = Number(opts.runs ?? process.env.BENCH_RUNS ?? 15);
   const { procfsFactory } = await import(pathToFileURL(join(ROOT, 'dist/collector/sources/procfs.js')).href);
-  const tree = await spawnTree(procs);
+  const tree = await spawnTreegen(procs);
   try {
     const src = await procfsFactory.open();
     // 1. the tree walk

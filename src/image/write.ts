@@ -201,9 +201,9 @@ function commit(p: Plan, tmp: string): void {
 
 /**
  * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment).
- * The files reach the disk through one syncfs(2) before the rename; writeImagesSync() is the same, synchronously.
+ * The files reach the disk through one syncfs(2) before the rename.
  */
-export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): Promise<WriteResult> {
+export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): WriteResult {
   const t0 = performance.now();
   const p = plan(snapshot, dir, opts);
   const tmp = makeTemp(p);
@@ -219,19 +219,7 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
   return { dir: p.target, files: p.files.size, bytes, ms: performance.now() - t0 };
 }
 
-/** writeImages, synchronously. */
-export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): WriteResult {
-  const t0 = performance.now();
-  const p = plan(snapshot, dir, opts);
-  const tmp = makeTemp(p);
-  let bytes: number;
-  try {
-    bytes = stage(p, tmp);
-    syncStaged(tmp);
-    commit(p, tmp);
-  } catch (e) {
-    rmSync(tmp, { recursive: true, force: true });
-    throw e;
-  }
-  return { dir: p.target, files: p.files.size, bytes, ms: performance.now() - t0 };
+/** writeImagesSync behind a Promise (the library's and the CLI's entry point). */
+export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): Promise<WriteResult> {
+  return writeImagesSync(snapshot, dir, opts);
 }
