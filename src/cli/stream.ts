@@ -10,7 +10,10 @@
  */
 import { Option, type Command } from 'commander';
 import type { DumpInfo, Task } from '../collector/task.js';
-import { streamSnapshot, STREAM_FORMATS, type StreamFormat, type StreamResult } from '../stream/index.js';
+import type { StreamFormat, StreamResult } from '../stream/index.js';
+
+/** The formats of src/stream, repeated here so that registering the options does not load msgpackr. */
+const STREAM_FORMATS: readonly StreamFormat[] = ['msgpack', 'json'];
 
 export interface StreamCliOptions {
   stdout?: boolean;
@@ -26,10 +29,11 @@ export function addStreamOptions(cmd: Command): Command {
 }
 
 /** Write a snapshot (or a task list with what is known of the header) to stdout as a stream. */
-export function streamToStdout(
+export async function streamToStdout(
   info: Partial<DumpInfo>,
   tasks: Iterable<Task> | AsyncIterable<Task>,
   format: StreamFormat = 'msgpack',
 ): Promise<StreamResult> {
+  const { streamSnapshot } = await import('../stream/index.js');
   return streamSnapshot(1, info, tasks, format);
 }

@@ -21,6 +21,7 @@ export interface CollectOptions {
   /** root process id (a tgid) */
   root: number;
   source?: SourceName | 'auto';
+  /** default 'ptrace', as the CLI: the tree is held still while it is read, then released */
   freeze?: FreezeMethod;
   freezeOptions?: FreezeOptions;
   /** called as phases start, for progress reporting */
@@ -98,7 +99,7 @@ export async function openSource(name: SourceName | 'auto' = 'auto'): Promise<So
 export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const root = opts.root;
   checkRoot(root);
-  const method = opts.freeze ?? 'none';
+  const method = opts.freeze ?? 'ptrace';
   const freezer = FREEZERS[method];
   if (!freezer) throw new UnavailableError(`freeze:${method}`, `freeze method ${method} is not available`);
   const source = await openSource(opts.source ?? 'auto');

@@ -197,7 +197,27 @@ export async function spawnTree(opts: TreeOptions = {}): Promise<Tree> {
     await stopKeeper(child);
     throw new Error(`treegen failed: ${ready.error}`);
   }
+  await rootSettled(ready.root);
   return makeTree(ready, child);
+}
+
+/**
+ * The root prints the ready line and only then goes to pause(): on a loaded machine it can still be
+ * running (state R) when the line arrives. Wait (at most 5 s) until it sleeps, so tests that compare a
+ * live reading with a later one do not see it move.
+ */
+async function rootSettled(root: number): Promise<void> {
+  for (let i = 0; i < 500; i++) {
+    let state = '';
+    try {
+      const stat = readFileSync(`/proc/${root}/stat`, 'latin1');
+      state = stat.charAt(stat.lastIndexOf(')') + 2);
+    } catch {
+      return;
+    }
+    if (state !== 'R' && state !== 'D') return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
 
 function readReady(child: ChildProcess, timeoutMs: number): Promise<ReadyLine> {
