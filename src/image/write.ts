@@ -2,9 +2,9 @@
  * Snapshot -> image directory, atomically.
  *
  * Everything is written into a temporary directory beside the target (`.<name>.tmp-<pid>-<rand>` in the same
- * parent, so the final rename cannot cross filesystems); one syncfs(2) makes the files and the directory
- * durable; then the temporary directory is renamed into place and the parent fsynced. A reader never sees a half-written
- * dump: the target either does not exist, holds the previous dump (--force), or holds the complete new one.
+ * parent, so the final rename cannot cross filesystems); the files and the directory are made durable (an
+ * fsync each, or one syncfs(2) when there are many); then the temporary directory is renamed into place and
+ * the parent fsynced. A reader never sees a half-written dump: the target either does not exist, holds the previous dump (--force), or holds the complete new one.
  *
  * - target missing or an empty directory: rename(tmp, target) (Linux replaces an empty directory atomically)
  * - target a non-empty directory: refused with OutputError unless `force`; with force the old directory is
@@ -149,12 +149,26 @@ function stage(p: Plan, tmp: string): number {
   return bytes;
 }
 
+/** Up to this many files an fsync each is cheaper than a syncfs, which flushes everything dirty on the file system. */
+const FSYNC_EACH_MAX = 64;
+
 /**
- * Make every staged file durable with one syncfs(2) on the file system of the temporary directory — one
- * call instead of an fsync per file (a 1,000-task dump writes over 1,000 files). Write-back errors are
- * reported by syncfs on Linux >= 5.8.
+ * Make every staged file durable: an fsync per file for a small dump; for a large one (a 1,000-task dump
+ * writes over 1,000 files) one syncfs(2) on the file system of the temporary directory, which reports
+ * write-back errors on Linux >= 5.8.
  */
-function syncStaged(tmp: string): void {
+function syncStaged(p: Plan, tmp: string): void {
+  if (p.files.size <= FSYNC_EACH_MAX) {
+    for (const file of p.files.keys()) {
+      const path = join(tmp, file);
+      try {
+        fsyncPath(path);
+      } catch (e) {
+        throw outputError(path, 'write', e);
+      }
+    }
+    return;
+  }
   let fd: number | undefined;
   try {
     fd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
@@ -201,7 +215,7 @@ function commit(p: Plan, tmp: string): void {
 
 /**
  * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment).
- * The files reach the disk through one syncfs(2) before the rename.
+ * The files reach the disk (an fsync each, or one syncfs(2) for a large dump) before the rename.
  */
 export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): WriteResult {
   const t0 = performance.now();
@@ -210,7 +224,7 @@ export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOpti
   let bytes: number;
   try {
     bytes = stage(p, tmp);
-    syncStaged(tmp);
+    syncStaged(p, tmp);
     commit(p, tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
