@@ -50,6 +50,7 @@ export async function main(argv: string[]): Promise<void> {
   let only: string[] | undefined;
   if (first !== undefined && Object.hasOwn(COMMANDS, first)) only = [first];
   else if (first === 'help' && argv[3] !== undefined && Object.hasOwn(COMMANDS, argv[3])) only = [argv[3]];
+  else if (first === '-V' || first === '--version') only = [];
   const program = await buildProgram(only);
   try {
     await program.parseAsync(argv);
