@@ -18,6 +18,7 @@ import {
   coreEntry, frameImage, groupProcesses, KIND, readImages, schemas, writeImages,
 } from '../../src/image/index.js';
 import { killAllTrees, spawnTree, type Tree } from '../helpers/tree.js';
+import { mask, procStatus } from '../helpers/procread.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const CLI = join(ROOT, 'bin', 'tdcollect.js');
@@ -29,43 +30,33 @@ afterAll(async () => { await killAllTrees(); rmSync(work, { recursive: true, for
 
 // ---- an independent reading of /proc (plain text parsing in the test, not the project's sources) ----
 
-const mask = (hex16: string): Mask64 => [parseInt(hex16.slice(8), 16), parseInt(hex16.slice(0, 8), 16)];
-
-function statusMap(text: string): Map<string, string> {
-  const m = new Map<string, string>();
-  for (const line of text.split('\n')) {
-    const i = line.indexOf(':');
-    if (i > 0) m.set(line.slice(0, i), line.slice(i + 1).trim());
-  }
-  return m;
-}
 
 function readTask(tree: Tree, tgid: number, tid: number): Task {
   const stat = readFileSync(`/proc/${tgid}/task/${tid}/stat`, 'latin1');
   const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
   const field = (n: number): number => Number(f[n - 3]);
-  const st = statusMap(readFileSync(`/proc/${tgid}/task/${tid}/status`, 'latin1'));
-  const ids = (k: string): number[] => st.get(k)!.split(/\s+/).map(Number);
+  const st = procStatus(tgid, tid);
+  const ids = (k: string): number[] => st[k]!.split(/\s+/).map(Number);
   const [uid, euid, suid, fsuid] = ids('Uid');
   const [gid, egid, sgid, fsgid] = ids('Gid');
-  const groups = st.get('Groups')! === '' ? [] : ids('Groups');
+  const groups = st['Groups']! === '' ? [] : ids('Groups');
   const th = tree.threads.get(tid)!;
   const proc = tree.procs.get(tgid)!;
   return {
-    pid: tid, tgid, ppid: tgid === tree.root ? tree.keeper : field(4), tpid: Number(st.get('TracerPid')),
+    pid: tid, tgid, ppid: tgid === tree.root ? tree.keeper : field(4), tpid: Number(st['TracerPid']),
     sid: field(6), pgid: field(5), state: f[0] as TaskState, comm,
     uid, euid, suid, fsuid, gid, egid, sgid, fsgid,
-    capInh: mask(st.get('CapInh')!), capPrm: mask(st.get('CapPrm')!), capEff: mask(st.get('CapEff')!),
-    capBnd: mask(st.get('CapBnd')!), capAmb: mask(st.get('CapAmb')!),
+    capInh: mask(st['CapInh']!), capPrm: mask(st['CapPrm']!), capEff: mask(st['CapEff']!),
+    capBnd: mask(st['CapBnd']!), capAmb: mask(st['CapAmb']!),
     groups: groups.sort((a, b) => a - b),
     ...(proc.securebits !== undefined ? { securebits: proc.securebits } : {}),
-    noNewPrivs: st.get('NoNewPrivs') === '1',
-    seccomp: Number(st.get('Seccomp')),
+    noNewPrivs: st['NoNewPrivs'] === '1',
+    seccomp: Number(st['Seccomp']),
     startTime: field(22),
     personality: parseInt(readFileSync(`/proc/${tgid}/personality`, 'latin1'), 16),
     flags: field(9),
-    sigBlk: mask(st.get('SigBlk')!),
+    sigBlk: mask(st['SigBlk']!),
     nice: field(19), policy: field(41), priority: field(18), rtPriority: field(40), exitCode: field(52),
     ...(f[0] === 'Z' ? {} : { futexRla: th.robustHead, futexRlaLen: th.robustLen }),
   };

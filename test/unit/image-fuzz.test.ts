@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Snapshot, Task } from '../../src/collector/task.js';
 import { ImageError } from '../../src/errors.js';
+import { prng } from '../helpers/random.js';
 import {
   encodeImages, encodeMessage, frameImage, headerToPb, KIND, readImages, schemas, taskToPb,
 } from '../../src/image/index.js';
@@ -39,17 +40,6 @@ function snapshot(): Snapshot {
   };
 }
 
-/** mulberry32: a small seeded PRNG */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 let dir: string;
 let files: Map<string, Buffer>;
@@ -171,7 +161,7 @@ describe('image reader fuzz', () => {
   });
 
   it('garbage protobuf and random byte/bit flips (seeded)', () => {
-    const rand = rng(0x7dc011ec);
+    const rand = prng(0x7dc011ec);
     for (const [name, buf] of files) {
       const at = firstEntry(name);
       for (let k = 0; k < 80; k++) {
