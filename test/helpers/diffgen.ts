@@ -81,7 +81,18 @@ export async function spawnDiffgen(): Promise<Diffgen> {
     async spawn() { const p = await expectWord('spawn', 'pid'); pids.add(p); return p; },
     async spawnAt(pid) { const p = await expectWord(`spawnat ${pid}`, 'pid'); pids.add(p); return p; },
     async kill(pid) { await expectWord(`kill ${pid}`, 'ok'); },
-    async setpriv(pid) { await expectWord(`setpriv ${pid}`, 'ok'); },
+    async setpriv(pid) {
+      await expectWord(`setpriv ${pid}`, 'ok');
+      // diffgen answers once the uid changed; the exec of sleep (new comm, capabilities recomputed) can
+      // still be under way: wait until it is done so both dumps see settled processes
+      for (let i = 0; ; i++) {
+        const comm = readFileSync(`/proc/${pid}/comm`, 'latin1');
+        const status = readFileSync(`/proc/${pid}/status`, 'latin1');
+        if (comm === 'sleep\n' && status.includes('\nCapEff:\t0000000000000000\n')) break;
+        if (i >= 500) throw new Error(`diffgen: ${pid} did not finish its exec under setpriv`);
+        await new Promise((r) => setTimeout(r, 10));
+      }
+    },
     async thread() { return expectWord('thread', 'tid'); },
     async close() {
       if (closed) return;
