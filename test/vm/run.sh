@@ -8,7 +8,7 @@
 #   --bench          run bench/vm-bench.sh in the guest instead (more memory, longer timeout)
 #   --cmd 'CMD'      run CMD (a shell command line) in the guest instead; its output is printed
 #
-# Environment: TD_VM_TIMEOUT (seconds, default 240; bench 1500), TD_VM_MEM (MiB), TD_VM_WORK (cache and
+# Environment: TD_VM_TIMEOUT (seconds, default 420; bench 1500), TD_VM_MEM (MiB), TD_VM_WORK (cache and
 # run directory, default test/vm/.work; a checkout or cache under /tmp or /run is laid back over the fresh
 # /tmp and /run the guest mounts), TD_VM_KVER
 # (default: the version linux-headers-amd64 depends on), TD_BENCH_N (default 10000), TD_BENCH_RUNS (default 3).
@@ -104,9 +104,9 @@ make -s -C "$KDIR" M="$RUN/module" modules 2>&1 | { grep -v -e 'Skipping BTF gen
 make -s -C "$ROOT/kernel/task_diag/selftest" OUT="$RUN/bin" >/dev/null
 gcc -O2 -Wall -pthread -o "$RUN/bin/vmtree" "$VM/fixtures/vmtree.c"
 case "$MODE" in
-  test) GUEST="$VM/guest/guest.sh"; TIMEOUT=${TD_VM_TIMEOUT:-240}; MEM=${TD_VM_MEM:-1024} ;;
+  test) GUEST="$VM/guest/guest.sh"; TIMEOUT=${TD_VM_TIMEOUT:-420}; MEM=${TD_VM_MEM:-1024} ;;
   bench) GUEST="$ROOT/bench/vm-bench.sh"; TIMEOUT=${TD_VM_TIMEOUT:-1500}; MEM=${TD_VM_MEM:-2048} ;;
-  cmd) printf '%s\n' "$CMD" > "$RES/cmd.sh"; GUEST="$VM/guest/cmd.sh"; TIMEOUT=${TD_VM_TIMEOUT:-240}; MEM=${TD_VM_MEM:-1024} ;;
+  cmd) printf '%s\n' "$CMD" > "$RES/cmd.sh"; GUEST="$VM/guest/cmd.sh"; TIMEOUT=${TD_VM_TIMEOUT:-420}; MEM=${TD_VM_MEM:-1024} ;;
 esac
 cat > "$RES/env" <<EOF
 TD_ROOT=$ROOT
