@@ -4,35 +4,11 @@
  * started inside a cgroup. kill() closes the keeper's stdin; the keeper kills the root's process group,
  * reaps every descendant and exits, and kill() resolves once it has.
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fixtureBin } from './cfixture.js';
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const CHURN_SOURCE = join(HERE, '..', 'fixtures', 'freeze-churn.c');
-
-let built: string | undefined;
 export function churnPath(): string {
-  if (built) return built;
-  const src = readFileSync(CHURN_SOURCE);
-  const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-freeze');
-  const bin = join(dir, `freeze-churn-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    try {
-      execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, CHURN_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
-      renameSync(tmp, bin);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  built = bin;
-  return bin;
+  return fixtureBin('freeze-churn', 'tdcollect-freeze');
 }
 
 export interface ChurnOptions {

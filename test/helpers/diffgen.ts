@@ -8,30 +8,13 @@
  *   await g.setpriv(child);                 // child execs setpriv --reuid=1000 ... sleep
  *   await g.close();                        // kills the process group, waits until every pid is gone
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { fixtureBin } from './cfixture.js';
 
-const SRC = join(dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'diffgen.c');
 
 export function diffgenPath(): string {
-  const hash = createHash('sha256').update(readFileSync(SRC)).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-diffgen');
-  const bin = join(dir, `diffgen-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    try {
-      execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, SRC], { stdio: ['ignore', 'ignore', 'pipe'] });
-      renameSync(tmp, bin);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  return bin;
+  return fixtureBin('diffgen', 'tdcollect-diffgen');
 }
 
 export interface Diffgen {

@@ -31,12 +31,10 @@
  * Every spawned tree is also killed at process exit, and `killAllTrees()` kills every live one (for
  * afterAll hooks).
  */
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { fixtureBin, FIXTURES } from './cfixture.js';
 
 export type Role = 'root' | 'bulk' | 'stopped' | 'zombie' | 'creds' | 'pgid' | 'session' | 'thread-child' | 'sched';
 
@@ -108,30 +106,11 @@ export interface Tree {
   kill(): Promise<void>;
 }
 
-const HERE = dirname(fileURLToPath(import.meta.url));
-export const TREEGEN_SOURCE = join(HERE, '..', 'fixtures', 'treegen.c');
-
-let built: string | undefined;
+export const TREEGEN_SOURCE = join(FIXTURES, 'treegen.c');
 
 /** Compile treegen.c (once per source version) and return the binary's path. */
 export function treegenPath(): string {
-  if (built) return built;
-  const src = readFileSync(TREEGEN_SOURCE);
-  const hash = createHash('sha256').update(src).digest('hex').slice(0, 16);
-  const dir = join(tmpdir(), 'tdcollect-treegen');
-  const bin = join(dir, `treegen-${hash}`);
-  if (!existsSync(bin)) {
-    mkdirSync(dir, { recursive: true });
-    const tmp = `${bin}.${process.pid}.tmp`;
-    try {
-      execFileSync('gcc', ['-O2', '-Wall', '-pthread', '-o', tmp, TREEGEN_SOURCE], { stdio: ['ignore', 'ignore', 'pipe'] });
-      renameSync(tmp, bin);
-    } finally {
-      rmSync(tmp, { force: true });
-    }
-  }
-  built = bin;
-  return bin;
+  return fixtureBin('treegen', 'tdcollect-treegen');
 }
 
 export function treegenArgs(o: TreeOptions): string[] {
