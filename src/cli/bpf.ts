@@ -6,7 +6,7 @@
  * The pinned iterator runs in all-tasks mode; subtrees are cut out in user space. The pin path is
  * versioned with the record layout (tasks-vN), so a newer tdcollect never reads an older pinned program.
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { chmodSync, mkdirSync, rmdirSync, existsSync, accessSync, constants as fsConstants } from 'node:fs';
 import { dirname } from 'node:path';
 import { action, BufferedWriter } from './common.js';

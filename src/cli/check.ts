@@ -3,7 +3,7 @@
  * sources and freezers rely on, and the caller's capabilities — each with the reason when it is missing.
  * Exit 0 when at least one source works, else 6 (EXIT.UNAVAILABLE).
  */
-import type { Command } from 'commander';
+import type { Command } from './commander.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { release } from 'node:os';
 import { join } from 'node:path';

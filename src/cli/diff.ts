@@ -1,5 +1,5 @@
 /** tdcollect diff: a semantic diff of two image directories, or of one and the live tree. */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { existsSync, statSync } from 'node:fs';
 import { action, BufferedWriter, reportError } from './common.js';
 import { manual } from './manual.js';

@@ -1,5 +1,5 @@
 /** tdcollect dump: freeze the tree rooted at --root, collect it, write images (or stream it). */
-import { Command, Option } from 'commander';
+import { Command, Option } from './commander.js';
 import { mkdtempSync, readdirSync, rmdirSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { action } from './common.js';

@@ -3,7 +3,7 @@
  * the command being run is loaded (a `tdcollect ps` does not pay for the image codecs); `--help` and
  * unknown commands load them all.
  */
-import { Command } from 'commander';
+import { Command } from './commander.js';
 import { VERSION } from '../version.js';
 import { EXIT } from '../errors.js';
 import { manual, manualPage } from './manual.js';

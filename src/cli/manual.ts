@@ -12,7 +12,7 @@
  *     manual(cmd, { summary: 'print a snapshot', description: ['...'], exitStatus: [...], examples: [...] });
  *   }
  */
-import { Command, Help } from 'commander';
+import { Command, Help } from './commander.js';
 
 export interface ManualPage {
   /** NAME: "tdcollect-CMD - summary" (default: the commander description) */

@@ -94,7 +94,7 @@ export const PAGES: Record<string, ManualPage> = {
     summary: 'pin, unpin and inspect the BPF task iterator',
     description: [
       'tdcollect bpf pin loads the task iterator and pins its link in bpffs (mounting bpffs at /sys/fs/bpf ' +
-        'if needed; default path /sys/fs/bpf/tdcollect/tasks-v2 or $TDCOLLECT_BPF_PIN), so later dumps and ' +
+        'if needed; default path /sys/fs/bpf/tdcollect/tasks-v3 or $TDCOLLECT_BPF_PIN), so later dumps and ' +
         'ps skip the 20-45 ms load and verification. A pin readable by other users (--mode 0644) lets them ' +
         'list every task with its credentials. tdcollect bpf unpin removes it; tdcollect bpf status says ' +
         'whether one is pinned and whether the bpf source works here.',

@@ -3,7 +3,7 @@
  * By default the CRIU images beside tasks.img are decoded strictly and cross-checked too, so a dump that
  * `show` accepts is one CRIU's own decoder accepts.
  */
-import type { Command } from 'commander';
+import type { Command } from './commander.js';
 import type { Snapshot, Task } from '../collector/task.js';
 import { readImages } from '../image/read.js';
 import { groupProcesses, type ProcessGroup } from '../image/codec.js';

@@ -8,7 +8,7 @@
  * The stream (header record, one record per task, end record) is written to fd 1 with synchronous writes
  * in ~64 KiB chunks; a consumer that goes away (EPIPE) ends the stream quietly. Record schema: src/stream.
  */
-import { Option, type Command } from 'commander';
+import { Option, type Command } from './commander.js';
 import type { DumpInfo, Task } from '../collector/task.js';
 import type { StreamFormat, StreamResult } from '../stream/index.js';
 

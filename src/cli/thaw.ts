@@ -7,7 +7,7 @@
  *   tdcollect thaw --force    also those whose recorded collector still runs
  *   tdcollect thaw PATH       thaw that cgroup (a directory, or a path inside the v2 / v1 freezer hierarchy)
  */
-import type { Command } from 'commander';
+import type { Command } from './commander.js';
 import { action } from './common.js';
 import { resolveCgroup, thawCgroup } from '../collector/freeze/cgroupfs.js';
 import { listRecords, ownerAlive, recordFile, removeRecord, stateDir } from '../collector/freeze/statefile.js';

@@ -241,31 +241,9 @@ export class BpfSource implements Source {
   }
 
   collectTreeSync(root: number): Task[] {
-    let v: RecordView;
-    let idx: number[] | undefined;
-    if (this.loaded) {
-      v = this.read(root, false);
-      for (let i = 0; i < v.count; i++) {
-        if (recBits(v, i) & BIT_UNDECIDED) { idx = []; break; }
-      }
-      if (idx) { // a branch deeper than the in-kernel walk: filter everything here instead
-        v = this.read(0, false);
-        idx = subtreeIndexes(v, root, true);
-      }
-    } else {
-      v = this.read(0, false);
-      idx = subtreeIndexes(v, root, true);
-    }
-    const tasks: Task[] = [];
-    let found = false;
-    const n = idx ? idx.length : v.count;
-    for (let k = 0; k < n; k++) {
-      const i = idx ? idx[k] : k;
-      const t = decodeAt(v, i);
-      if (t.pid === root) found = true;
-      tasks.push(t);
-    }
-    if (!found) throw new NoProcessError(root);
+    const { view, rows } = this.records({ root, threads: true });
+    const tasks: Task[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k++) tasks[k] = decodeAt(view, rows[k]);
     return tasks;
   }
 
@@ -274,13 +252,52 @@ export class BpfSource implements Source {
   }
 
   collectAllSync(opts: { threads: boolean }): Task[] {
-    const v = this.read(0, !opts.threads);
-    const tasks: Task[] = [];
-    for (let i = 0; i < v.count; i++) {
-      if (!opts.threads && recPid(v, i) !== recTgid(v, i)) continue;
-      tasks.push(decodeAt(v, i));
-    }
+    const { view, rows } = this.records({ threads: opts.threads });
+    const tasks: Task[] = new Array(rows.length);
+    for (let k = 0; k < rows.length; k++) tasks[k] = decodeAt(view, rows[k]);
     return tasks;
+  }
+
+  /**
+   * The records of every task, or of root's subtree, without decoding them: the view and the indexes of
+   * the selected records, in iterator order. For readers that take fields straight from the view
+   * (record.ts RAW_NUMBERS); decodeRecord(view, rows[k]) is the k-th Task collectTreeSync/collectAllSync
+   * give, except that groups are cut at MAX_GROUPS (recNgroups has the true count). The view is valid
+   * until the next read. Throws NoProcessError when root is not there.
+   */
+  records(opts: { root?: number; threads: boolean }): { view: RecordView; rows: number[] } {
+    const root = opts.root;
+    if (root === undefined) {
+      const v = this.read(0, !opts.threads);
+      const rows: number[] = [];
+      for (let i = 0; i < v.count; i++) {
+        if (!opts.threads && recPid(v, i) !== recTgid(v, i)) continue;
+        rows.push(i);
+      }
+      return { view: v, rows };
+    }
+    let v: RecordView;
+    let rows: number[] | undefined;
+    if (this.loaded) {
+      v = this.read(root, !opts.threads);
+      for (let i = 0; i < v.count; i++) {
+        if (recBits(v, i) & BIT_UNDECIDED) { rows = []; break; }
+      }
+      if (rows) { // a branch deeper than the in-kernel walk: filter everything here instead
+        v = this.read(0, !opts.threads);
+        rows = subtreeIndexes(v, root, opts.threads);
+      } else {
+        rows = [];
+        for (let i = 0; i < v.count; i++) rows.push(i);
+      }
+    } else {
+      v = this.read(0, false);
+      rows = subtreeIndexes(v, root, opts.threads);
+    }
+    let found = false;
+    for (const i of rows) if (recPid(v, i) === root) { found = true; break; }
+    if (!found) throw new NoProcessError(root);
+    return { view: v, rows };
   }
 
   stats(): SourceStats {

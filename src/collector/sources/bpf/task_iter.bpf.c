@@ -168,49 +168,28 @@ static __always_inline int in_subtree(struct task_struct *t, __u32 root, __u32 l
 	return -1;
 }
 
-SEC("iter/task")
-int td_task_iter(struct bpf_iter__task *ctx)
+/* Write the record of task t (if it is in the reader's namespace and, when cfg.root is set, in the subtree). */
+static __always_inline void emit(struct seq_file *seq, struct task_struct *t, __u32 level, struct pid_namespace *ns)
 {
-	struct seq_file *seq = ctx->meta->seq;
-	struct task_struct *t = ctx->task;
-	struct task_struct *cur;
-	struct pid *cp;
-	struct pid_namespace *ns = 0;
 	const struct cred *c;
 	struct group_info *gi;
 	struct td_task r;
-	__u32 level, root, n = 0, len;
+	__u32 root, n = 0, len;
 	int in;
-
-	if (!t)
-		return 0;
-	if (cfg.leaders_only && t->pid != t->tgid)
-		return 0;
-
-	cur = bpf_get_current_task_btf();
-	cp = cur->thread_pid;
-	level = cp->level;
-	if (level >= MAX_PID_NS_LEVEL)
-		return 0;
-	if (level) {
-		struct upid up = {};
-		bpf_probe_read_kernel(&up, sizeof(up), &cp->numbers[level & (MAX_PID_NS_LEVEL - 1)]);
-		ns = up.ns;
-	}
 
 	__builtin_memset(&r, 0, sizeof(r));
 	root = cfg.root;
 	if (root) {
 		in = in_subtree(t, root, level, ns);
 		if (in == 0)
-			return 0;
+			return;
 		if (in < 0)
 			r.bits |= TD_UNDECIDED;
 	}
 
 	r.pid = nr_ns(t->thread_pid, level, ns);
 	if (!r.pid) /* not visible from the reader's namespace */
-		return 0;
+		return;
 	r.tgid = nr_ns(t->group_leader->thread_pid, level, ns);
 	if (t->thread_pid)
 		r.ppid = nr_ns(t->real_parent->group_leader->thread_pid, level, ns);
@@ -283,6 +262,70 @@ int td_task_iter(struct bpf_iter__task *ctx)
 	if (len > sizeof(r)) /* keeps the bound visible to the verifier */
 		len = sizeof(r);
 	bpf_seq_write(seq, &r, len);
+}
+
+/*
+ * The task iterator of some kernels (6.18 among them) never visits the first pid of the namespace, which is
+ * that namespace's init (pid 1). So when the first task visited is not pid 1, pid 1 is emitted before it:
+ * found as the top of the reader's ancestry (every task of a pid namespace descends from its pid 1). On a
+ * kernel that does visit pid 1, the first task is pid 1 itself and nothing is added.
+ */
+static __always_inline void emit_init(struct seq_file *seq, struct task_struct *first, struct task_struct *cur,
+				      __u32 level, struct pid_namespace *ns)
+{
+	struct task_struct *p;
+	int i;
+
+	if (nr_ns(first->thread_pid, level, ns) == 1)
+		return;
+	p = cur->group_leader;
+	for (i = 0; i < MAX_DEPTH && p; i++) {
+		struct task_struct *q;
+		__u32 nr = nr_ns(p->thread_pid, level, ns);
+
+		if (nr == 1) {
+			if (!(cfg.leaders_only && p->pid != p->tgid))
+				emit(seq, p, level, ns);
+			return;
+		}
+		if (nr == 0)
+			return;
+		q = p->real_parent;
+		if (!q || q == p)
+			return;
+		p = q->group_leader;
+	}
+}
+
+SEC("iter/task")
+int td_task_iter(struct bpf_iter__task *ctx)
+{
+	struct seq_file *seq = ctx->meta->seq;
+	struct task_struct *t = ctx->task;
+	struct task_struct *cur;
+	struct pid *cp;
+	struct pid_namespace *ns = 0;
+	__u32 level;
+
+	if (!t)
+		return 0;
+
+	cur = bpf_get_current_task_btf();
+	cp = cur->thread_pid;
+	level = cp->level;
+	if (level >= MAX_PID_NS_LEVEL)
+		return 0;
+	if (level) {
+		struct upid up = {};
+		bpf_probe_read_kernel(&up, sizeof(up), &cp->numbers[level & (MAX_PID_NS_LEVEL - 1)]);
+		ns = up.ns;
+	}
+
+	if (ctx->meta->seq_num == 0)
+		emit_init(seq, t, cur, level, ns);
+	if (cfg.leaders_only && t->pid != t->tgid)
+		return 0;
+	emit(seq, t, level, ns);
 	return 0;
 }
 
