@@ -4,8 +4,9 @@
  *  1. in-process snapshot of the tree: bpf (loaded iterator, in-kernel filter), bpf (pinned iterator,
  *     user-space filter), the procfs source (when built in) — medians of >= 11 runs, µs per task, ratios;
  *  2. system calls of one snapshot (strace -c -f attached after the one-time load);
- *  3. whole process: `tdcollect ps` (pinned iterator) against `ps ax -o pid,ppid` and
- *     `ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid` (hyperfine medians), `node -e 0` for reference.
+ *  3. whole process: `tdcollect ps` (pinned iterator), run as an installed command is, against
+ *     `ps ax -o pid,ppid` and `ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid` (hyperfine medians);
+ *     `node -e 0` with and without NODE_EXTRA_CA_CERTS, and `node bin/tdcollect.js ps`, for reference.
  * Run: npm run build && node bench/bpf.mjs   (or npm run bench -- bpf). Needs root, strace, hyperfine, gcc.
  */
 import { spawn, spawnSync, execFileSync } from 'node:child_process';
@@ -151,18 +152,22 @@ export async function run() {
       pinned: await straceOneSnapshot(tree.root, envPin),
     };
 
-    // 3. whole process
+    // 3. whole process: tdcollect run as an installed command is (its launcher's #! line drops
+    // NODE_EXTRA_CA_CERTS, which Node parses before starting), and through `node bin/tdcollect.js` for reference
     const ps2 = 'ps ax -o pid,ppid';
     const ps8 = 'ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid';
-    const td2 = `${process.execPath} ${BIN} ps --source bpf -o pid,ppid`;
-    const td8 = `${process.execPath} ${BIN} ps --source bpf -o pid,ppid,pgid,sid,stat,comm,uid,gid`;
-    const tdOnly = `${process.execPath} ${join(HERE, 'lib-ps-only.mjs')} ps --source bpf -o pid,ppid,pgid,sid,stat,comm,uid,gid`;
-    const h = hyperfine([`${process.execPath} -e 0`, ps2, ps8, td2, td8, tdOnly], envPin);
+    const td2 = `${BIN} ps --source bpf -o pid,ppid`;
+    const td8 = `${BIN} ps --source bpf -o pid,ppid,pgid,sid,stat,comm,uid,gid`;
+    const td8Node = `${process.execPath} ${BIN} ps --source bpf -o pid,ppid,pgid,sid,stat,comm,uid,gid`;
+    const node0 = `${process.execPath} -e 0`;
+    const node0Clean = `env -u NODE_EXTRA_CA_CERTS ${process.execPath} -e 0`;
+    const h = hyperfine([node0, node0Clean, ps2, ps8, td2, td8, td8Node], envPin);
     const hLoad = hyperfine([td2], envNone);
     const get = (c) => h.find((x) => x.command === c);
     result.wholeProcess = {
-      nodeStart: get(`${process.execPath} -e 0`),
-      ps2: get(ps2), ps8: get(ps8), td2Pinned: get(td2), td8Pinned: get(td8), td2Loaded: hLoad[0], td8PsOnly: get(tdOnly),
+      caCerts: process.env.NODE_EXTRA_CA_CERTS !== undefined,
+      nodeStart: get(node0), nodeStartClean: get(node0Clean),
+      ps2: get(ps2), ps8: get(ps8), td2Pinned: get(td2), td8Pinned: get(td8), td8ThroughNode: get(td8Node), td2Loaded: hLoad[0],
       speedup2: get(ps2).median / get(td2).median,
       speedup8: get(ps8).median / get(td8).median,
     };
@@ -192,13 +197,15 @@ function print(r) {
   const sc = (s) => `${s.total} in all, ${s.sourceSyscalls} by the source (${s.reads} reads) (${Object.entries(s.bySyscall).sort((a, b) => b[1] - a[1]).slice(0, 5).map(([k, v]) => `${k} ${v}`).join(', ')})`;
   console.log(`syscalls per snapshot (strace -c -f): loaded ${sc(r.syscalls.loaded)}; pinned ${sc(r.syscalls.pinned)}`);
   console.log('\n| whole process | median ms | min ms |\n|---|---:|---:|');
-  for (const [name, x] of [['node -e 0', w.nodeStart], ['ps ax -o pid,ppid', w.ps2], ['ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid', w.ps8],
+  for (const [name, x] of [['node -e 0', w.nodeStart], ['node -e 0 without NODE_EXTRA_CA_CERTS', w.nodeStartClean],
+    ['ps ax -o pid,ppid', w.ps2], ['ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid', w.ps8],
     ['tdcollect ps -o pid,ppid (pinned)', w.td2Pinned], ['tdcollect ps -o pid,ppid,pgid,sid,stat,comm,uid,gid (pinned)', w.td8Pinned],
     ['tdcollect ps -o pid,ppid (loads the iterator)', w.td2Loaded],
-    ['ps command alone (bench/lib-ps-only.mjs, 8 columns, pinned)', w.td8PsOnly]]) {
+    ['node bin/tdcollect.js ps, 8 columns, pinned (NODE_EXTRA_CA_CERTS kept)', w.td8ThroughNode]]) {
     console.log(`| ${name} | ${fmt(x.median)} | ${fmt(x.min)} |`);
   }
-  console.log(`\nspeed-up: ${fmt(w.speedup2, 2)}x over ps ax -o pid,ppid; ${fmt(w.speedup8, 2)}x over the 8-column ps`);
+  console.log(`\nNODE_EXTRA_CA_CERTS is ${w.caCerts ? 'set' : 'not set'} in this environment`);
+  console.log(`speed-up of tdcollect ps (as installed): ${fmt(w.speedup2, 2)}x over ps ax -o pid,ppid; ${fmt(w.speedup8, 2)}x over the 8-column ps`);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1]).href) {

@@ -9,7 +9,8 @@
  *   libbpf relocates every field offset against the running kernel's BTF. `__state` (5.14+) vs `state`,
  *   and kernel_cap_t as u64 (6.3+) vs u32[2], are told apart with bpf_core_field_exists.
  * - Filter: cfg.root (a tgid in the reader's pid namespace; 0 = every task) keeps the tasks whose process
- *   is root or a descendant of it, found by walking real_parent up to MAX_DEPTH levels from the task's group
+ *   is root or a descendant of it, found by walking real_parent up to MAX_DEPTH (MAX_DEPTH_NS from a child pid
+ *   namespace) levels from the task's group
  *   leader. A task whose walk hits the bound is emitted with TD_UNDECIDED set; the reader then re-reads in
  *   all-tasks mode and filters in user space. cfg.leaders_only drops non-leader threads.
  * - Pid numbers are translated into the reader's pid namespace (that of the task calling read()), as
@@ -42,7 +43,8 @@ typedef struct { __u64 val; } kernel_cap_t; /* 6.3+ */
 struct kernel_cap_struct___old { __u32 cap[2]; };
 typedef struct { unsigned long sig[1]; } sigset_t;
 
-struct pid_namespace;
+struct task_struct;
+struct pid_namespace { struct task_struct *child_reaper; } PAI;
 struct upid { int nr; struct pid_namespace *ns; } PAI;
 struct pid { unsigned int level; struct upid numbers[1]; } PAI;
 
@@ -97,7 +99,8 @@ struct bpf_iter__task { struct bpf_iter_meta *meta; struct task_struct *task; } 
 #define TD_NO_NEW_PRIVS 0x1u /* bits: prctl(PR_SET_NO_NEW_PRIVS) is set */
 #define TD_UNDECIDED 0x2u    /* bits: ancestor walk hit MAX_DEPTH; subtree membership unknown */
 #define TD_NO_SECCOMP 0x4u   /* bits: kernel without task_struct.seccomp */
-#define MAX_DEPTH 64
+#define MAX_DEPTH 64     /* ancestor walk bound, reader in the initial pid namespace */
+#define MAX_DEPTH_NS 16  /* the same, reader in a child pid namespace */
 #define MAX_PID_NS_LEVEL 32
 #define NSEC_PER_TICK 10000000ULL /* NSEC_PER_SEC / USER_HZ (100), as nsec_to_clock_t() */
 
@@ -144,49 +147,53 @@ static __always_inline __u32 nr_ns(struct pid *pid, __u32 level, struct pid_name
 	return up.ns == ns ? nr : 0;
 }
 
-/* 1 in the subtree, 0 not, -1 undecided */
+/*
+ * 1 in the subtree, 0 not, -1 undecided. The verifier walks every step of a bounded loop, and a step that
+ * translates pids (nr_ns) costs it about ten times one that does not: from the initial namespace, where a
+ * leader's number is its tgid, the walk compares tgids and goes MAX_DEPTH levels; from a child namespace it
+ * translates and stops after MAX_DEPTH_NS (undecided tasks are then filtered in user space).
+ */
 static __always_inline int in_subtree(struct task_struct *t, __u32 root, __u32 level, struct pid_namespace *ns)
 {
 	struct task_struct *p = t->group_leader;
 	int i;
 
-	for (i = 0; i < MAX_DEPTH; i++) {
-		struct task_struct *q;
+	if (level == 0) {
+		/* the idle task (tgid 0) ends the walk: its real_parent is itself, whose tgid is 0 too */
+		for (i = 0; i < MAX_DEPTH; i++) {
+			__u32 nr = (__u32)p->tgid;
+
+			if (nr == root)
+				return 1;
+			if (nr == 0)
+				return 0;
+			p = p->real_parent->group_leader;
+		}
+		return -1;
+	}
+	for (i = 0; i < MAX_DEPTH_NS; i++) {
 		__u32 nr = nr_ns(p->thread_pid, level, ns);
 
 		if (nr == root)
 			return 1;
-		if (nr == 0) /* left the reader's namespace (or reached the idle task) */
+		if (nr == 0) /* left the reader's namespace */
 			return 0;
-		q = p->real_parent;
-		if (!q || q == p)
-			return 0;
-		p = q->group_leader;
-		if (!p)
-			return 0;
+		p = p->real_parent->group_leader;
 	}
 	return -1;
 }
 
-/* Write the record of task t (if it is in the reader's namespace and, when cfg.root is set, in the subtree). */
-static __always_inline void emit(struct seq_file *seq, struct task_struct *t, __u32 level, struct pid_namespace *ns)
+/* Write the record of task t if it is in the reader's namespace; bits start the record's bits. */
+static __always_inline void emit(struct seq_file *seq, struct task_struct *t, __u32 level, struct pid_namespace *ns,
+				 __u32 bits)
 {
 	const struct cred *c;
 	struct group_info *gi;
 	struct td_task r;
-	__u32 root, n = 0, len;
-	int in;
+	__u32 n = 0, len;
 
 	__builtin_memset(&r, 0, sizeof(r));
-	root = cfg.root;
-	if (root) {
-		in = in_subtree(t, root, level, ns);
-		if (in == 0)
-			return;
-		if (in < 0)
-			r.bits |= TD_UNDECIDED;
-	}
-
+	r.bits = bits;
 	r.pid = nr_ns(t->thread_pid, level, ns);
 	if (!r.pid) /* not visible from the reader's namespace */
 		return;
@@ -265,36 +272,20 @@ static __always_inline void emit(struct seq_file *seq, struct task_struct *t, __
 }
 
 /*
- * The task iterator of some kernels (6.18 among them) never visits the first pid of the namespace, which is
- * that namespace's init (pid 1). So when the first task visited is not pid 1, pid 1 is emitted before it:
- * found as the top of the reader's ancestry (every task of a pid namespace descends from its pid 1). On a
- * kernel that does visit pid 1, the first task is pid 1 itself and nothing is added.
+ * The task iterator of some kernels (6.18 among them) never visits pid 1 of the initial pid namespace. So
+ * when the reader is in that namespace and the first task visited is not pid 1, pid 1 (the namespace's
+ * child_reaper) is emitted before it. Where the iterator does visit pid 1, the first task is pid 1 itself and
+ * nothing is added. (In other pid namespaces the iterator visits their pid 1.)
  */
-static __always_inline void emit_init(struct seq_file *seq, struct task_struct *first, struct task_struct *cur,
-				      __u32 level, struct pid_namespace *ns)
+static __always_inline void emit_init(struct seq_file *seq, struct task_struct *first, struct pid *cp)
 {
-	struct task_struct *p;
-	int i;
+	struct task_struct *init;
 
-	if (nr_ns(first->thread_pid, level, ns) == 1)
+	if (first->pid == 1 || (cfg.root && cfg.root != 1))
 		return;
-	p = cur->group_leader;
-	for (i = 0; i < MAX_DEPTH && p; i++) {
-		struct task_struct *q;
-		__u32 nr = nr_ns(p->thread_pid, level, ns);
-
-		if (nr == 1) {
-			if (!(cfg.leaders_only && p->pid != p->tgid))
-				emit(seq, p, level, ns);
-			return;
-		}
-		if (nr == 0)
-			return;
-		q = p->real_parent;
-		if (!q || q == p)
-			return;
-		p = q->group_leader;
-	}
+	init = cp->numbers[0].ns->child_reaper;
+	if (init && init->pid == 1)
+		emit(seq, init, 0, 0, 0);
 }
 
 SEC("iter/task")
@@ -305,7 +296,7 @@ int td_task_iter(struct bpf_iter__task *ctx)
 	struct task_struct *cur;
 	struct pid *cp;
 	struct pid_namespace *ns = 0;
-	__u32 level;
+	__u32 level, root, bits = 0;
 
 	if (!t)
 		return 0;
@@ -321,11 +312,20 @@ int td_task_iter(struct bpf_iter__task *ctx)
 		ns = up.ns;
 	}
 
-	if (ctx->meta->seq_num == 0)
-		emit_init(seq, t, cur, level, ns);
+	if (ctx->meta->seq_num == 0 && level == 0)
+		emit_init(seq, t, cp);
 	if (cfg.leaders_only && t->pid != t->tgid)
 		return 0;
-	emit(seq, t, level, ns);
+	root = cfg.root;
+	if (root) {
+		int in = in_subtree(t, root, level, ns);
+
+		if (in == 0)
+			return 0;
+		if (in < 0)
+			bits = TD_UNDECIDED;
+	}
+	emit(seq, t, level, ns, bits);
 	return 0;
 }
 
