@@ -14,7 +14,7 @@
  */
 import { headerLine, policyName, type Column } from './ps-columns.js';
 import {
-  RAW_COMM_WORD, RAW_MASK_WORDS, RAW_NUMBERS, RAW_U32_WORDS, rawComm, rawNoNewPrivs, rawState, recPid, recTgid,
+  RAW_COMM_WORD, RAW_MASK_WORDS, RAW_NUMBERS, RAW_U32_WORDS, rawComm, rawNoNewPrivs, rawState,
   type RawMaskField, type RawNumberField, type RecordView,
 } from '../collector/sources/bpf/record.js';
 
@@ -201,13 +201,23 @@ export function renderRecords(v: RecordView, rows: readonly number[], rc: Record
 
 /** Record indexes in the order sortTasks gives their tasks: by process, leader first, then by thread id. */
 export function sortRecords(v: RecordView, rows: number[]): number[] {
+  const { u32, start } = v;
+  const TGID = RAW_U32_WORDS.tgid!;
+  const PID = RAW_U32_WORDS.pid!;
   const key = (i: number) => {
-    const tgid = recTgid(v, i);
-    const pid = recPid(v, i);
+    const tgid = u32[start[i] + TGID];
+    const pid = u32[start[i] + PID];
     return tgid * 4_194_304 + (pid === tgid ? 0 : pid);
   };
-  for (let k = 1; k < rows.length; k++) {
-    if (key(rows[k - 1]) > key(rows[k])) return rows.sort((a, b) => key(a) - key(b));
+  // the iterator's order usually is the listing's (always without threads): check it in one plain loop
+  let prev = -1;
+  for (let k = 0; k < rows.length; k++) {
+    const w = start[rows[k]];
+    const tgid = u32[w + TGID];
+    const pid = u32[w + PID];
+    const kk = tgid * 4_194_304 + (pid === tgid ? 0 : pid);
+    if (kk < prev) return rows.sort((a, b) => key(a) - key(b));
+    prev = kk;
   }
   return rows;
 }

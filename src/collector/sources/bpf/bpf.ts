@@ -29,7 +29,7 @@ export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
 import {
-  BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
+  BIT_UNDECIDED, MAX_GROUPS, RAW_U32_WORDS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
   viewRecords, type RecordView,
 } from './record.js';
 
@@ -125,6 +125,9 @@ export class LoadedIterator {
     this.obj.close();
   }
 }
+
+const PID_WORD = RAW_U32_WORDS.pid!;
+const TGID_WORD = RAW_U32_WORDS.tgid!;
 
 /** Keep only the records of root's subtree, using the leaders' ppid links (user-space filtering). */
 function subtreeIndexes(v: RecordView, root: number, threads: boolean): number[] {
@@ -269,11 +272,15 @@ export class BpfSource implements Source {
     const root = opts.root;
     if (root === undefined) {
       const v = this.read(0, !opts.threads);
-      const rows: number[] = [];
-      for (let i = 0; i < v.count; i++) {
-        if (!opts.threads && recPid(v, i) !== recTgid(v, i)) continue;
-        rows.push(i);
+      const rows: number[] = new Array(v.count);
+      let n = 0;
+      if (opts.threads) {
+        for (let i = 0; i < v.count; i++) rows[n++] = i;
+      } else { // a pinned iterator also gives threads: keep the leaders (pid = tgid), words read in place
+        const { u32, start } = v;
+        for (let i = 0; i < v.count; i++) if (u32[start[i] + PID_WORD] === u32[start[i] + TGID_WORD]) rows[n++] = i;
       }
+      rows.length = n;
       return { view: v, rows };
     }
     let v: RecordView;
