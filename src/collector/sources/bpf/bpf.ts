@@ -7,8 +7,8 @@
  *   iteration; no load, no bpf(2) call, and readable by whoever the file mode allows. A pinned iterator runs
  *   in all-tasks mode (its filter is never set), so subtrees are cut out in user space from the ppid links.
  * - loaded: this process loads the object with libbpf (0.3–0.5 s on a 6.18 kernel, mostly the verifier;
- *   CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN), attaches it once and, per collection, writes the root into the program's mmap'ed .bss so that the
- *   kernel filters the subtree itself.
+ *   CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN), attaches it once and, per collection, writes the root into the
+ *   program's mmap'ed .bss so that the kernel filters the subtree itself.
  */
 import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
