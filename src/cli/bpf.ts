@@ -7,8 +7,8 @@
  * versioned with the record layout (tasks-vN), so a newer tdcollect never reads an older pinned program.
  */
 import { Command } from './commander.js';
-import { chmodSync, mkdirSync, rmdirSync, existsSync, accessSync, constants as fsConstants } from 'node:fs';
-import { dirname } from 'node:path';
+import { chmodSync, mkdirSync, rmdirSync, existsSync, accessSync, readdirSync, constants as fsConstants } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { action, BufferedWriter } from './common.js';
 import { UsageError } from '../errors.js';
 import { isBpffs, unpin } from '../sys/bpfiter.js';
@@ -54,6 +54,21 @@ function parseMode(text: string): number {
   return parseInt(text, 8);
 }
 
+/**
+ * Pins beside `path` named like tdcollect's versioned pins (tasks-vN) but of another version: what an earlier
+ * tdcollect left, which this one never reads.
+ */
+function stalePins(path: string): string[] {
+  const name = basename(path);
+  if (!/^tasks-v\d+$/.test(name)) return [];
+  try {
+    return readdirSync(dirname(path)).filter((n) => /^tasks-v\d+$/.test(n) && n !== name).sort()
+      .map((n) => join(dirname(path), n));
+  } catch {
+    return [];
+  }
+}
+
 export function register(program: Command): void {
   const bpf = program.command('bpf').description('manage the pinned BPF task iterator');
   bpf
@@ -87,6 +102,9 @@ export function register(program: Command): void {
         try { accessSync(path, fsConstants.R_OK); pinned = 'yes, readable'; } catch { pinned = 'yes, not readable by this user'; }
       }
       out.write(`pin: ${path}: ${pinned}\n`);
+      for (const stale of stalePins(path)) {
+        out.write(`older pin: ${stale} (left by an earlier tdcollect, never read by this one; remove it with tdcollect bpf unpin -p ${stale})\n`);
+      }
       const p = await bpfFactory.probe();
       out.write(`bpf source: ${p.ok ? `ok (${p.detail ?? ''})` : `unavailable: ${p.reason}`}\n`);
       out.flush();

@@ -95,9 +95,10 @@ export const PAGES: Record<string, ManualPage> = {
     description: [
       'tdcollect bpf pin loads the task iterator and pins its link in bpffs (mounting bpffs at /sys/fs/bpf ' +
         'if needed; default path /sys/fs/bpf/tdcollect/tasks-v3 or $TDCOLLECT_BPF_PIN), so later dumps and ' +
-        'ps skip the load and verification (0.3-0.5 s on a 6.18 kernel). A pin readable by other users (--mode 0644) lets them ' +
-        'list every task with its credentials. tdcollect bpf unpin removes it; tdcollect bpf status says ' +
-        'whether one is pinned and whether the bpf source works here.',
+        'ps skip the load and verification (0.3-0.5 s on a 6.18 kernel). A pin readable by other users ' +
+        '(--mode 0644) lets them list every task with its credentials. tdcollect bpf unpin removes it; ' +
+        'tdcollect bpf status says whether one is pinned, whether the bpf source works here, and names the ' +
+        'pins an earlier version of tdcollect left beside it (tasks-vN of another N), which this one never reads.',
     ],
     exitStatus: [
       [0, 'done'],

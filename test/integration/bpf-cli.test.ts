@@ -10,6 +10,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { spawnTree, killAllTrees, type Tree } from '../helpers/tree.js';
 import { EXIT } from '../../src/errors.js';
+import { RECORD_VERSION } from '../../src/collector/sources/bpf/record.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const BIN = join(ROOT, 'bin/tdcollect.js');
@@ -140,6 +141,25 @@ describe('tdcollect bpf pin / unpin / status', () => {
     expect(existsSync(PIN)).toBe(false);
     expect(existsSync(PIN_DIR)).toBe(false);
     expect(run(['bpf', 'unpin', '--path', PIN]).stdout).toBe(`nothing pinned at ${PIN}\n`);
+  });
+
+  it('status names a pin an earlier version left beside the current one', () => {
+    const current = `${PIN_DIR}/tasks-v${RECORD_VERSION}`;
+    const older = `${PIN_DIR}/tasks-v${RECORD_VERSION - 1}`;
+    expect(run(['bpf', 'pin', '--path', current]).code).toBe(0);
+    expect(run(['bpf', 'pin', '--path', older]).code).toBe(0);
+    try {
+      const st = run(['bpf', 'status', '--path', current]);
+      expect(st.code).toBe(0);
+      expect(st.stdout).toContain(`pin: ${current}: yes, readable\n`);
+      expect(st.stdout).toContain(`older pin: ${older} (left by an earlier tdcollect, never read by this one; remove it with tdcollect bpf unpin -p ${older})\n`);
+      expect(run(['bpf', 'unpin', '-p', older]).stdout).toBe(`unpinned ${older}\n`);
+      expect(run(['bpf', 'status', '--path', current]).stdout).not.toContain('older pin');
+    } finally {
+      run(['bpf', 'unpin', '--path', older]);
+      run(['bpf', 'unpin', '--path', current]);
+    }
+    expect(existsSync(PIN_DIR)).toBe(false);
   });
 
   it('a 0600 pin is not readable by uid 65534, who gets exit 4', () => {
