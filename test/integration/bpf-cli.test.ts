@@ -48,6 +48,25 @@ function psLines(threads: boolean): string[][] {
 const split = (out: string) => out.trim().split('\n').map((l) => l.trim().split(/\s+/));
 
 describe('tdcollect ps', () => {
+  it('renders records (generated code) and decoded tasks (no code generation) the same, every column', () => {
+    const fields = 'pid,tid,ppid,pgid,sid,tpid,stat,comm,uid,ruid,euid,suid,fsuid,gid,rgid,egid,sgid,fsgid,capinh,' +
+      'capprm,capeff,capbnd,capamb,securebits,nnp,seccomp,start,personality,flags,sigblk,ni,pri,rtprio,cls,exit,robust';
+    const args = [BIN, 'ps', '-s', 'bpf', '-r', String(tree.root), '-T', '-o', fields];
+    const env = { ...process.env, TDCOLLECT_BPF_PIN: 'none' };
+    const records = spawnSync(process.execPath, args, { env, encoding: 'utf8' });
+    const tasks = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', ...args], { env, encoding: 'utf8' });
+    expect(records.stderr).toBe('');
+    expect(tasks.stderr).toBe('');
+    expect(records.stdout.split('\n')).toHaveLength(tree.tids.length + 2); // header, lines, final newline
+    expect(records.stdout).toBe(tasks.stdout);
+    // without code generation the record renderer is not available, so the second run took the Task path
+    const probe = spawnSync(process.execPath, ['--disallow-code-generation-from-strings', '--input-type=module', '-e', `
+      const { compileRecordColumns } = await import(${JSON.stringify(join(ROOT, 'dist/cli/ps-records.js'))});
+      const { parseFields } = await import(${JSON.stringify(join(ROOT, 'dist/cli/ps-columns.js'))});
+      console.log(compileRecordColumns(parseFields(['pid'])) === undefined);`], { encoding: 'utf8' });
+    expect(probe.stdout.trim()).toBe('true');
+  });
+
   it('lists the subtree like ps(1) does, processes and threads', () => {
     const ours = run(['ps', '--source', 'bpf', '--root', String(tree.root), '-o', 'pid,ppid,pgid,sid,stat,uid,gid,comm', '--no-headers']);
     expect(ours.stderr).toBe('');
