@@ -111,17 +111,17 @@ if (n < ${10 ** Math.min(c.width, 10)}) {
       return { max: 1, src: fixedCell(c, last, 1, 'buf[p++] = rawNoNewPrivs(v, w) ? 49 : 48;') };
     case 'text': {
       if (field !== 'comm') return undefined;
-      // ASCII comm is copied as its bytes; anything else is decoded exactly as the Task decoder does
-      const lead = c.right && c.width > 0 ? `if (to - from < ${c.width}) p += ${c.width} - (to - from);\n  ` : '';
-      const trail = !c.right && !last && c.width > 0 ? `\n  if (to - from < ${c.width}) p += ${c.width} - (to - from);` : '';
+      // comm: when its 16 bytes are ASCII (one test on four words), copied up to the NUL in one loop; anything
+      // else, or a right-aligned comm, is decoded exactly as the Task decoder does
+      if (c.right) return { max: 48, src: `p = textCell(buf, p, rawComm(v, w), ${args});` };
+      const trail = !last && c.width > 0 ? `\n  if (p - q < ${c.width}) p = q + ${c.width};` : '';
       return {
         max: 48,
-        src: `from = (w + ${RAW_COMM_WORD}) * 4; to = from; lim = from + 16;
-while (to < lim && bytes[to] !== 0 && bytes[to] < 128) to++;
-if (to < lim && bytes[to] !== 0) p = textCell(buf, p, rawComm(v, w), ${args});
-else {
-  ${lead}len = to - from; while (from < to) buf[p++] = bytes[from++];${trail}
-}`,
+        src: `x = w + ${RAW_COMM_WORD};
+if (((u32[x] | u32[x + 1] | u32[x + 2] | u32[x + 3]) & 0x80808080) === 0) {
+  from = x * 4; lim = from + 16; q = p;
+  while (from < lim) { d = bytes[from++]; if (d === 0) break; buf[p++] = d; }${trail}
+} else p = textCell(buf, p, rawComm(v, w), ${args});`,
       };
     }
     case 'groups':
@@ -153,7 +153,7 @@ export function compileRecordColumns(cols: readonly Column[]): RecordColumns | u
   const src = `'use strict';
 const { HEX, textCell, numberCell, rawState, rawComm, rawNoNewPrivs } = help;
 const u32 = v.u32, bytes = v.bytes, start = v.start;
-let n = 0, d = 0, q = 0, len = 0, x = 0, from = 0, to = 0, lim = 0;
+let n = 0, d = 0, q = 0, x = 0, from = 0, lim = 0;
 for (let r = r0; r < r1; r++) {
 const w = start[rows[r]];
 ${cells.join('\np++; // the separator\n')}

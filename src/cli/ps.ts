@@ -1,7 +1,9 @@
 /**
  * tdcollect ps [--root PID] [--source S] [-o FIELDS] [--threads] [--no-headers]: a live listing of every
  * task (or of the subtree of --root) from any source, one line per process (or per thread), sorted by pid.
- * Columns are named like ps(1)'s where one exists; the list is FIELDS below.
+ * Columns are named like ps(1)'s where one exists (ps-columns.ts). From the bpf source the iterator's records
+ * are rendered as they are (ps-records.ts); other sources, the groups column and --stdout go through Task
+ * records.
  */
 import { Command, Option } from './commander.js';
 import { action, BufferedWriter, writeAllSync } from './common.js';
