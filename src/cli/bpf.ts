@@ -59,10 +59,11 @@ function parseMode(text: string): number {
  * tdcollect left, which this one never reads.
  */
 function stalePins(path: string): string[] {
+  const versioned = /^tasks-v\d+$/;
   const name = basename(path);
-  if (!/^tasks-v\d+$/.test(name)) return [];
+  if (!versioned.test(name)) return [];
   try {
-    return readdirSync(dirname(path)).filter((n) => /^tasks-v\d+$/.test(n) && n !== name).sort()
+    return readdirSync(dirname(path)).filter((n) => versioned.test(n) && n !== name).sort()
       .map((n) => join(dirname(path), n));
   } catch {
     return [];

@@ -14,7 +14,7 @@
  */
 import { headerLine, policyName, type Column } from './ps-columns.js';
 import {
-  RAW_COMM_WORD, RAW_MASK_WORDS, RAW_NUMBERS, RAW_U32_WORDS, rawComm, rawNoNewPrivs, rawState,
+  RAW_COMM_WORD, RAW_MASK_WORDS, RAW_NUMBERS, RAW_U32_WORDS, rawComm, rawNoNewPrivs, rawState, recPid, recTgid,
   type RawMaskField, type RawNumberField, type RecordView,
 } from '../collector/sources/bpf/record.js';
 
@@ -71,11 +71,14 @@ function fixedCell(c: Column, last: boolean, len: number, put: string): string {
 const hex32 = (word: number): string =>
   `x = u32[w + ${word}]; for (q = p + 7; q >= p; q--) { buf[q] = HEX[x & 15]; x >>>= 4; } p += 8;`;
 
-/** The source of one cell of column c (the k-th), or undefined when the record does not hold it. */
-function cellSource(c: Column, k: number, last: boolean): { src: string; max: number } | undefined {
+/**
+ * The source of one cell of column c (the k-th; reader: its field's RAW_NUMBERS reader, if any), or undefined
+ * when the record does not hold it.
+ */
+function cellSource(c: Column, k: number, last: boolean, reader: Reader | undefined):
+  { src: string; max: number } | undefined {
   const field = c.field;
   const u32Word = Object.hasOwn(RAW_U32_WORDS, field) ? RAW_U32_WORDS[field as RawNumberField] : undefined;
-  const hasReader = Object.hasOwn(RAW_NUMBERS, field);
   const args = `${c.width}, ${c.right}, ${!(last && !c.right)}`;
   switch (c.kind) {
     case 'dec':
@@ -89,14 +92,14 @@ if (n < ${10 ** Math.min(c.width, 10)}) {
 } else p = numberCell(buf, p, n, ${args});`,
         };
       }
-      if (!hasReader) return undefined;
+      if (!reader) return undefined;
       return { max: 21, src: `p = numberCell(buf, p, read[${k}](v, w), ${args});` };
     case 'hex8':
       if (u32Word === undefined) return undefined;
       return { max: 8, src: fixedCell(c, last, 8, hex32(u32Word)) };
     case 'hex':
     case 'cls':
-      if (!hasReader) return undefined;
+      if (!reader) return undefined;
       return { max: 64, src: `x = read[${k}](v, w); p = textCell(buf, p, x === undefined ? '-' : text[${k}](x), ${args});` };
     case 'mask': {
       if (!Object.hasOwn(RAW_MASK_WORDS, field)) return undefined;
@@ -143,10 +146,11 @@ export function compileRecordColumns(cols: readonly Column[]): RecordColumns | u
   let lineMax = 1;
   for (let k = 0; k < cols.length; k++) {
     const c = cols[k];
-    const cell = cellSource(c, k, k === cols.length - 1);
+    const reader = Object.hasOwn(RAW_NUMBERS, c.field) ? RAW_NUMBERS[c.field as RawNumberField] : undefined;
+    const cell = cellSource(c, k, k === cols.length - 1, reader);
     if (!cell) return undefined;
     cells.push(`// column ${k}\n${cell.src}`);
-    read.push(Object.hasOwn(RAW_NUMBERS, c.field) ? RAW_NUMBERS[c.field as RawNumberField] : undefined);
+    read.push(reader);
     text.push(c.kind === 'cls' ? policyName : hex);
     lineMax += Math.max(c.width, cell.max) + 1;
   }
@@ -201,23 +205,14 @@ export function renderRecords(v: RecordView, rows: readonly number[], rc: Record
 
 /** Record indexes in the order sortTasks gives their tasks: by process, leader first, then by thread id. */
 export function sortRecords(v: RecordView, rows: number[]): number[] {
-  const { u32, start } = v;
-  const TGID = RAW_U32_WORDS.tgid!;
-  const PID = RAW_U32_WORDS.pid!;
   const key = (i: number) => {
-    const tgid = u32[start[i] + TGID];
-    const pid = u32[start[i] + PID];
+    const tgid = recTgid(v, i);
+    const pid = recPid(v, i);
     return tgid * 4_194_304 + (pid === tgid ? 0 : pid);
   };
-  // the iterator's order usually is the listing's (always without threads): check it in one plain loop
-  let prev = -1;
-  for (let k = 0; k < rows.length; k++) {
-    const w = start[rows[k]];
-    const tgid = u32[w + TGID];
-    const pid = u32[w + PID];
-    const kk = tgid * 4_194_304 + (pid === tgid ? 0 : pid);
-    if (kk < prev) return rows.sort((a, b) => key(a) - key(b));
-    prev = kk;
+  // the iterator's order usually is the listing's (always without threads): sort only when it is not
+  for (let k = 1; k < rows.length; k++) {
+    if (key(rows[k - 1]) > key(rows[k])) return rows.sort((a, b) => key(a) - key(b));
   }
   return rows;
 }

@@ -67,11 +67,11 @@ export function register(program: Command): void {
       const root = opts.root !== undefined ? parseRoot(opts.root) : undefined;
       const source = await psSource(opts.source);
       const compiled = !opts.stdout && source instanceof BpfSource ? compileRecordColumns(cols) : undefined;
-      if (compiled) {
+      if (compiled && source instanceof BpfSource) {
         // BPF records are rendered as they are, without decoding them into Task records
         let records: { view: RecordView; rows: number[] };
         try {
-          records = (source as BpfSource).records({ root, threads });
+          records = source.records({ root, threads });
         } finally {
           source.close();
         }

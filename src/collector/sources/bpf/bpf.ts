@@ -29,7 +29,7 @@ export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
 import {
-  BIT_UNDECIDED, MAX_GROUPS, RAW_U32_WORDS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
+  BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
   viewRecords, type RecordView,
 } from './record.js';
 
@@ -126,9 +126,6 @@ export class LoadedIterator {
   }
 }
 
-const PID_WORD = RAW_U32_WORDS.pid!;
-const TGID_WORD = RAW_U32_WORDS.tgid!;
-
 /** Keep only the records of root's subtree, using the leaders' ppid links (user-space filtering). */
 function subtreeIndexes(v: RecordView, root: number, threads: boolean): number[] {
   const parentOf = new Map<number, number>();
@@ -193,6 +190,13 @@ function decodeAt(v: RecordView, i: number): Task {
   return t;
 }
 
+/** The Task records of the selected records, in their order. */
+function decodeRows({ view, rows }: { view: RecordView; rows: readonly number[] }): Task[] {
+  const tasks: Task[] = new Array(rows.length);
+  for (let k = 0; k < rows.length; k++) tasks[k] = decodeAt(view, rows[k]);
+  return tasks;
+}
+
 export interface BpfSourceOptions {
   /** pinned iterator to use when present; undefined = never use one */
   pinPath?: string | undefined;
@@ -244,10 +248,7 @@ export class BpfSource implements Source {
   }
 
   collectTreeSync(root: number): Task[] {
-    const { view, rows } = this.records({ root, threads: true });
-    const tasks: Task[] = new Array(rows.length);
-    for (let k = 0; k < rows.length; k++) tasks[k] = decodeAt(view, rows[k]);
-    return tasks;
+    return decodeRows(this.records({ root, threads: true }));
   }
 
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {
@@ -255,10 +256,7 @@ export class BpfSource implements Source {
   }
 
   collectAllSync(opts: { threads: boolean }): Task[] {
-    const { view, rows } = this.records({ threads: opts.threads });
-    const tasks: Task[] = new Array(rows.length);
-    for (let k = 0; k < rows.length; k++) tasks[k] = decodeAt(view, rows[k]);
-    return tasks;
+    return decodeRows(this.records({ threads: opts.threads }));
   }
 
   /**
@@ -272,15 +270,11 @@ export class BpfSource implements Source {
     const root = opts.root;
     if (root === undefined) {
       const v = this.read(0, !opts.threads);
-      const rows: number[] = new Array(v.count);
-      let n = 0;
-      if (opts.threads) {
-        for (let i = 0; i < v.count; i++) rows[n++] = i;
-      } else { // a pinned iterator also gives threads: keep the leaders (pid = tgid), words read in place
-        const { u32, start } = v;
-        for (let i = 0; i < v.count; i++) if (u32[start[i] + PID_WORD] === u32[start[i] + TGID_WORD]) rows[n++] = i;
+      const rows: number[] = [];
+      for (let i = 0; i < v.count; i++) {
+        // a pinned iterator also gives threads: keep the leaders (pid = tgid)
+        if (opts.threads || recPid(v, i) === recTgid(v, i)) rows.push(i);
       }
-      rows.length = n;
       return { view: v, rows };
     }
     let v: RecordView;
