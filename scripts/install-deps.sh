@@ -10,7 +10,7 @@ pkgs=(
   ca-certificates git procps util-linux strace hyperfine
   gcc make libc6-dev clang llvm libbpf-dev libbpf1 bpftool
   criu python3-protobuf
-  qemu-system-x86 busybox-static kmod cpio xz-utils linux-headers-amd64
+  qemu-system-x86 busybox-static kmod cpio xz-utils zstd linux-headers-amd64
 )
 missing=()
 for p in "${pkgs[@]}"; do

@@ -7,9 +7,12 @@
  * the RFC's bugs fixed (missing request attribute, unzeroed padding) and two extensions in numbers
  * v1 leaves free: strategies THREADS (2) and SUBTREE (3), and show_flags bit 1 = attribute 65.
  *
- * Semantics follow v1: every batch is produced in the context of the task that runs it (sendmsg()
- * for the first, recvmsg() for later ones): pid namespace task_active_pid_ns(current), ids via
- * current_user_ns(), permission ptrace_may_access(PTRACE_MODE_READ_REALCREDS) of current.
+ * Whose view: a single request is answered in the view of the task that sends it.  A dump is bound
+ * to the task whose sendmsg() starts it: its credentials (visibility as ptrace_may_access() with
+ * PTRACE_MODE_READ_REALCREDS, ids translated into its user namespace), its pid namespace and its
+ * time namespace's boot-time offset are taken in .start and used for every batch, whoever calls
+ * recvmsg() later; .done releases them (end, error, or socket closed mid-dump).  Same rule as a
+ * /proc file, which keeps its opener's credentials (f_cred).
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
@@ -30,6 +33,10 @@
 #include <linux/kprobes.h>
 #include <linux/slab.h>
 #include <linux/mm.h>
+#include <linux/moduleparam.h>
+#include <linux/security.h>
+#include <linux/sched/mm.h>
+#include <linux/sched/coredump.h>
 #include <net/genetlink.h>
 
 #include "task_diag.h"
@@ -38,25 +45,128 @@
 
 /* Not exported to modules: resolved at load time through kallsyms. */
 static bool (*td_ptrace_may_access)(struct task_struct *task, unsigned int mode);
+static int (*td_security_capable)(const struct cred *cred, struct user_namespace *ns, int cap,
+				  unsigned int opts);
+static int (*td_security_ptrace_access_check)(struct task_struct *child, unsigned int mode);
 static rwlock_t *td_tasklist_lock;
 
 static struct genl_family td_family;
 
+/*
+ * The view a reply is produced in.  For a single request: the sender's, borrowed for the call.  For a
+ * dump: struct td_view, taken from the task that starts it and held until .done.
+ */
 struct td_ctx {
 	struct pid_namespace *ns;
 	struct user_namespace *uns;
+	u64 boot_off;			/* time namespace: offset added to boot-time stamps */
+	const struct td_view *view;	/* NULL: the caller is the requester */
 	u64 show;
 };
+
+struct td_view {
+	const struct cred *cred;	/* get_current_cred() */
+	struct pid_namespace *ns;	/* get_pid_ns(task_active_pid_ns(current)) */
+	struct user_namespace *uns;	/* get_user_ns(cred->user_ns) */
+	struct pid *tgid;		/* get_pid(task_tgid(current)): the requester's thread group */
+	u64 boot_off;			/* timens_add_boottime_ns(0): a value, no reference */
+};
+
+/* dumps holding a view right now (read-only parameter: a leak shows as a count that stays up) */
+static atomic_t td_views = ATOMIC_INIT(0);
+
+static int td_views_get(char *buf, const struct kernel_param *kp)
+{
+	return sysfs_emit(buf, "%d\n", atomic_read(&td_views));
+}
+
+static const struct kernel_param_ops td_views_ops = { .get = td_views_get };
+module_param_cb(dump_views, &td_views_ops, NULL, 0444);
+MODULE_PARM_DESC(dump_views, "dumps in progress (each holds its requester's credentials and namespaces)");
 
 static void td_ctx_init(struct td_ctx *c, u64 show)
 {
 	c->ns = task_active_pid_ns(current);
 	c->uns = current_user_ns();
+	c->boot_off = timens_add_boottime_ns(0);
+	c->view = NULL;
 	c->show = show;
 }
 
-static bool td_may_read(struct task_struct *t)
+static void td_ctx_from_view(struct td_ctx *c, const struct td_view *v, u64 show)
 {
+	c->ns = v->ns;
+	c->uns = v->uns;
+	c->boot_off = v->boot_off;
+	c->view = v;
+	c->show = show;
+}
+
+static struct td_view *td_view_get(void)
+{
+	struct td_view *v = kzalloc(sizeof(*v), GFP_KERNEL);
+
+	if (!v)
+		return NULL;
+	v->cred = get_current_cred();
+	v->uns = get_user_ns(v->cred->user_ns);
+	v->ns = get_pid_ns(task_active_pid_ns(current));
+	v->tgid = get_pid(task_tgid(current));
+	v->boot_off = timens_add_boottime_ns(0);
+	atomic_inc(&td_views);
+	return v;
+}
+
+static void td_view_put(struct td_view *v)
+{
+	if (!v)
+		return;
+	put_pid(v->tgid);
+	put_pid_ns(v->ns);
+	put_user_ns(v->uns);
+	put_cred(v->cred);
+	kfree(v);
+	atomic_dec(&td_views);
+}
+
+/*
+ * ptrace_may_access() without its first rule ("a thread group may always read itself"), for the one case
+ * where that rule would be about the wrong task: the reader of a handed socket looking at its own thread
+ * group.  The rest is the same check, made with the requester's credentials (current's are overridden
+ * with them while a batch runs, which is what the LSM hook reads).
+ */
+static bool td_may_read_as(struct task_struct *t, const struct cred *cred)
+{
+	const struct cred *tcred;
+	struct mm_struct *mm;
+	bool ok;
+
+	task_lock(t);
+	rcu_read_lock();
+	tcred = __task_cred(t);
+	ok = (uid_eq(cred->uid, tcred->euid) && uid_eq(cred->uid, tcred->suid) &&
+	      uid_eq(cred->uid, tcred->uid) && gid_eq(cred->gid, tcred->egid) &&
+	      gid_eq(cred->gid, tcred->sgid) && gid_eq(cred->gid, tcred->gid)) ||
+	     td_security_capable(cred, tcred->user_ns, CAP_SYS_PTRACE, CAP_OPT_NOAUDIT) == 0;
+	rcu_read_unlock();
+	if (ok) {
+		smp_rmb();	/* dumpability after credentials, as ptrace_may_access() */
+		mm = t->mm;
+		if (mm && get_dumpable(mm) != SUID_DUMP_USER &&
+		    td_security_capable(cred, mm->user_ns, CAP_SYS_PTRACE, CAP_OPT_NOAUDIT) != 0)
+			ok = false;
+	}
+	if (ok)
+		ok = td_security_ptrace_access_check(t, PTRACE_MODE_READ_REALCREDS) == 0;
+	task_unlock(t);
+	return ok;
+}
+
+/* called with current's credentials overridden by the view's (dumps) */
+static bool td_may_read(struct task_struct *t, const struct td_ctx *c)
+{
+	if (c->view && same_thread_group(t, current) && task_tgid(current) != c->view->tgid)
+		return td_may_read_as(t, c->view->cred);
 	return td_ptrace_may_access(t, PTRACE_MODE_READ_REALCREDS);
 }
 
@@ -133,7 +243,7 @@ static int td_put_ext(struct sk_buff *skb, struct task_struct *t, const struct t
 	memset(e, 0, sizeof(*e) + nsent * sizeof(u32));
 	groups = (u32 *)(e + 1);
 
-	start = timens_add_boottime_ns(t->start_boottime);
+	start = t->start_boottime + c->boot_off;
 	e->start_time_ns = start;
 	e->start_time = div_u64(start, NSEC_PER_SEC / USER_HZ);
 	e->robust_list = (u64)(unsigned long)t->robust_list;
@@ -256,7 +366,7 @@ static int td_doit(struct sk_buff *skb, struct genl_info *info)
 	t = td_get_task(req.pid, c.ns);
 	if (!t)
 		return -ESRCH;
-	if (!td_may_read(t)) {
+	if (!td_may_read(t, &c)) {
 		err = -EPERM;
 		goto out;
 	}
@@ -283,9 +393,10 @@ out:
  *   [0] cursor: next tgid (ALL) or index of the next entry (CHILDREN, THREADS, SUBTREE)
  *   [1] pid number of the next entry when known (CHILDREN, THREADS), 0 otherwise
  *   [2] struct td_snap * (SUBTREE), freed in .done
+ *   [3] struct td_view * (the requester's view), taken in .start, released in .done
  *   [5] 1 once the first batch has been produced
  */
-enum { A_CUR = 0, A_NEXT = 1, A_SNAP = 2, A_STARTED = 5 };
+enum { A_CUR = 0, A_NEXT = 1, A_SNAP = 2, A_VIEW = 3, A_STARTED = 5 };
 
 struct td_snap {
 	unsigned int n;
@@ -303,10 +414,32 @@ static void td_snap_free(struct td_snap *s)
 	kvfree(s);
 }
 
+/*
+ * .start runs in the sendmsg() that starts the dump, as the requester.  If it fails the dump does not
+ * start and .done is not called, so nothing is left held.
+ */
+static int td_start(struct netlink_callback *cb)
+{
+	struct td_view *v = td_view_get();
+
+	if (!v)
+		return -ENOMEM;
+	cb->args[A_VIEW] = (long)v;
+	return 0;
+}
+
+/*
+ * .done: called once for every dump .start accepted: after the last batch (NLMSG_DONE, also when it
+ * carries an error) in the recvmsg() that ends it, or when the socket is closed with the dump
+ * unfinished (socket release or a work item, by kernel version).  The module cannot go away before:
+ * the dump holds a reference on it until after .done.
+ */
 static int td_done(struct netlink_callback *cb)
 {
 	td_snap_free((struct td_snap *)cb->args[A_SNAP]);
 	cb->args[A_SNAP] = 0;
+	td_view_put((struct td_view *)cb->args[A_VIEW]);
+	cb->args[A_VIEW] = 0;
 	return 0;
 }
 
@@ -330,7 +463,7 @@ static int td_emit(struct sk_buff *skb, struct netlink_callback *cb, struct task
 {
 	int err;
 
-	if (!pid_alive(t) || !td_may_read(t))
+	if (!pid_alive(t) || !td_may_read(t, c))
 		return 0;
 	err = td_fill(skb, t, c, NETLINK_CB(cb->skb).portid, cb->nlh->nlmsg_seq, 0);
 	if (err == -ESRCH)
@@ -599,7 +732,7 @@ static int td_dump_subtree(struct sk_buff *skb, struct netlink_callback *cb, con
 	return full ? skb->len : 0;
 }
 
-static int td_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+static int td_dumpit_view(struct sk_buff *skb, struct netlink_callback *cb, const struct td_view *v)
 {
 	bool first = !cb->args[A_STARTED];
 	struct task_diag_pid req;
@@ -610,7 +743,7 @@ static int td_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	err = td_dump_req(cb, &req);
 	if (err)
 		return err;
-	td_ctx_init(&c, req.show_flags);
+	td_ctx_from_view(&c, v, req.show_flags);
 	cb->args[A_STARTED] = 1;
 
 	switch (req.dump_stratagy) {
@@ -639,10 +772,26 @@ static int td_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
 	}
 }
 
+/* every batch, whoever calls recvmsg(): checked and translated as the requester */
+static int td_dumpit(struct sk_buff *skb, struct netlink_callback *cb)
+{
+	const struct td_view *v = (const struct td_view *)cb->args[A_VIEW];
+	const struct cred *old;
+	int ret;
+
+	if (WARN_ON_ONCE(!v))
+		return -EINVAL;
+	old = override_creds(v->cred);
+	ret = td_dumpit_view(skb, cb, v);
+	revert_creds(old);
+	return ret;
+}
+
 static const struct genl_ops td_ops[] = {
 	{
 		.cmd = TASKDIAG_CMD_GET,
 		.doit = td_doit,
+		.start = td_start,
 		.dumpit = td_dumpit,
 		.done = td_done,
 		/* no policy, family maxattr 0: the core parses nothing; we parse as v1 did */
@@ -686,9 +835,12 @@ static int __init td_init(void)
 	int err;
 
 	td_ptrace_may_access = (void *)td_kallsyms("ptrace_may_access");
+	td_security_capable = (void *)td_kallsyms("security_capable");
+	td_security_ptrace_access_check = (void *)td_kallsyms("security_ptrace_access_check");
 	td_tasklist_lock = (void *)td_kallsyms("tasklist_lock");
-	if (!td_ptrace_may_access || !td_tasklist_lock) {
-		pr_err("task_diag: cannot resolve ptrace_may_access/tasklist_lock (needs CONFIG_KPROBES and CONFIG_KALLSYMS_ALL)\n");
+	if (!td_ptrace_may_access || !td_security_capable || !td_security_ptrace_access_check ||
+	    !td_tasklist_lock) {
+		pr_err("task_diag: cannot resolve ptrace_may_access/security_capable/security_ptrace_access_check/tasklist_lock (needs CONFIG_KPROBES and CONFIG_KALLSYMS_ALL)\n");
 		return -ENOENT;
 	}
 	err = genl_register_family(&td_family);

@@ -16,6 +16,19 @@
  *   -p OFF  write getpid() (u32) at byte offset OFF of the request (e.g. 40: task_diag_pid.pid)
  *   -H MS   keep the socket open this many ms before closing it (after -m)
  *
+ * Handing a socket with a dump in progress to another process (SCM_RIGHTS over a unix socket pair):
+ *   -X REQ:RD  the requester REQ opens the socket, sends the request and reads -k datagrams; then the
+ *              reader RD receives the socket and reads the rest (or -m datagrams in all, then closes it).
+ *              REQ and RD are each: root (as invoked), nobody (uid/gid 65534, no groups, dumpable), or
+ *              ns (pid 1 of a new pid namespace, with -c children of its own there).  The requester
+ *              stays alive until the reader is done.  A line "HANDOFF" separates the two parts;
+ *              "REQPID <pid>" and "READERPID <pid>" give the two processes as the invoker sees them.
+ *   -k N       datagrams the requester reads itself (default 1; 0: none, the first batch stays queued)
+ *   -q         the requester exits as soon as it has handed the socket over (an ns requester's
+ *              namespace dies with it) instead of waiting for the reader
+ *   -c N       fixture: 2N sleeping tasks forked by the invoker first, alternately root and nobody
+ *              ("FIXTURE <pid> <uid>" lines), and N in each ns actor's namespace ("NSFIXTURE <pid>")
+ *
  * Output lines: "FAMILY <id>", "PID <pid>", then "DGRAM <hex>" per datagram, "TRUNC <len>" if a
  * datagram did not fit, "END <reason>" (done, error, single, max, timeout).
  * Exit code: 0 when the exchange ended normally, 2 on usage/transport errors, 3 if the family is missing.
@@ -26,8 +39,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
+#include <signal.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <linux/netlink.h>
 #include <linux/genetlink.h>
 
@@ -93,14 +111,258 @@ static int unhex(const char *s, unsigned char *out, int max)
 	return n;
 }
 
+/* ---------------------------------------------------------------- handing a socket over */
+
+static int nfix, quick;
+
+static void fail(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+static void drop_to_nobody(void)
+{
+	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+		fail("drop to nobody");
+	prctl(PR_SET_DUMPABLE, 1);	/* as a task nobody started itself: readable by nobody */
+}
+
+/* a task that sleeps until killed; returns once it runs as who it should be */
+static pid_t sleeper(int as_nobody)
+{
+	int ready[2];
+	char c;
+
+	if (pipe(ready))
+		fail("pipe");
+	pid_t p = fork();
+	if (p < 0)
+		fail("fork");
+	if (p == 0) {
+		close(ready[0]);
+		if (as_nobody)
+			drop_to_nobody();
+		if (write(ready[1], "R", 1) != 1)
+			_exit(1);
+		close(ready[1]);
+		for (;;)
+			pause();
+	}
+	close(ready[1]);
+	if (read(ready[0], &c, 1) != 1)
+		fail("sleeper did not start");
+	close(ready[0]);
+	return p;
+}
+
+/*
+ * Become the actor for ROLE; returns in the process that acts.  For "ns" the calling process stays
+ * outside as the namespace's parent and never returns: it waits for pid 1 and exits with its status.
+ */
+static void become(const char *role)
+{
+	if (!strcmp(role, "root"))
+		return;
+	if (!strcmp(role, "nobody")) {
+		drop_to_nobody();
+		return;
+	}
+	if (strcmp(role, "ns")) {
+		fprintf(stderr, "tdprobe: unknown role %s\n", role);
+		exit(2);
+	}
+	if (unshare(CLONE_NEWPID))
+		fail("unshare(CLONE_NEWPID)");
+	pid_t p = fork();
+	if (p < 0)
+		fail("fork");
+	if (p > 0) {
+		int st;
+		waitpid(p, &st, 0);
+		exit(WIFEXITED(st) ? WEXITSTATUS(st) : 2);
+	}
+	/* pid 1 of the new namespace: N tasks of its own there, killed with it */
+	for (int i = 0; i < nfix; i++)
+		printf("NSFIXTURE %d\n", sleeper(0));
+	fflush(stdout);
+}
+
+/* the descriptor, with one byte: 'F' the dump goes on, 'E' it ended before the handoff */
+static void send_fd(int via, int fd, char c)
+{
+	struct iovec iov = { .iov_base = &c, .iov_len = 1 };
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	struct cmsghdr *cm = CMSG_FIRSTHDR(&m);
+
+	memset(&u, 0, sizeof(u));
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	if (sendmsg(via, &m, 0) != 1)
+		fail("sendmsg(SCM_RIGHTS)");
+}
+
+static int recv_fd(int via, char *c)
+{
+	struct iovec iov = { .iov_base = c, .iov_len = 1 };
+	union { struct cmsghdr h; char b[CMSG_SPACE(sizeof(int))]; } u;
+	struct msghdr m = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = u.b, .msg_controllen = sizeof(u.b) };
+	struct cmsghdr *cm;
+	int fd;
+
+	if (recvmsg(via, &m, 0) != 1)
+		fail("recvmsg(SCM_RIGHTS)");
+	cm = CMSG_FIRSTHDR(&m);
+	if (!cm || cm->cmsg_type != SCM_RIGHTS)
+		fail("no descriptor received");
+	memcpy(&fd, CMSG_DATA(cm), sizeof(int));
+	return fd;
+}
+
+/* read datagrams until NLMSG_DONE/ERROR, a timeout or (max > 0) `max` of them; prints them; 1 when the dump ended */
+static const char *drain(int fd, int bufsz, int max, int *nd)
+{
+	unsigned char *buf = malloc(bufsz);
+	const char *why = NULL;
+
+	while (!why && !(max && *nd >= max)) {
+		int len = recv(fd, buf, bufsz, MSG_TRUNC);
+		if (len < 0) {
+			if (errno == EAGAIN) { why = "timeout"; break; }
+			fail("recv");
+		}
+		(*nd)++;
+		if (len > bufsz) {
+			printf("TRUNC %d\n", len);
+			len = bufsz;
+		}
+		printf("DGRAM ");
+		for (int i = 0; i < len; i++)
+			printf("%02x", buf[i]);
+		printf("\n");
+		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len); nh = NLMSG_NEXT(nh, len)) {
+			if (nh->nlmsg_type == NLMSG_DONE) why = "done";
+			else if (nh->nlmsg_type == NLMSG_ERROR) why = "error";
+		}
+	}
+	free(buf);
+	fflush(stdout);
+	return why;
+}
+
+static int open_family(const char *fam, int bufsz, int *id)
+{
+	int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
+	if (fd < 0)
+		fail("socket");
+	struct sockaddr_nl sa = { .nl_family = AF_NETLINK };
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		fail("bind");
+	struct timeval tv = { .tv_sec = 30 };
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	*id = resolve(fd, fam, bufsz);
+	if (*id < 0) {
+		printf("NOFAMILY %d\n", *id);
+		exit(3);
+	}
+	return fd;
+}
+
+static int handoff(const char *spec, const char *fam, unsigned char *req, int rlen, int bufsz, int first,
+		   int maxd, int hold)
+{
+	char rq[16], rd[16];
+	int sp[2], go[2], st, rc = 0;
+	pid_t fix[4096], a, b;
+	int nf = 0;
+
+	if (sscanf(spec, "%15[^:]:%15s", rq, rd) != 2) {
+		fprintf(stderr, "tdprobe: -X REQ:RD\n");
+		return 2;
+	}
+	for (int i = 0; i < 2 * nfix && nf < 4096; i++) {
+		fix[nf] = sleeper(i & 1);
+		printf("FIXTURE %d %d\n", fix[nf], i & 1 ? 65534 : 0);
+		nf++;
+	}
+	fflush(stdout);
+	/* sp: the descriptor, requester -> reader; go: "reader done", reader -> requester; pid reports */
+	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) || socketpair(AF_UNIX, SOCK_DGRAM, 0, go))
+		fail("socketpair");
+
+	a = fork();
+	if (a == 0) {	/* requester */
+		int id, nd = 0;
+		char c;
+
+		become(rq);
+		int fd = open_family(fam, bufsz, &id);
+		printf("FAMILY %d\n", id);
+		req[4] = id & 0xff;
+		req[5] = id >> 8;
+		if (send(fd, req, rlen, 0) != rlen)
+			fail("send");
+		const char *why = first > 0 ? drain(fd, bufsz, first, &nd) : NULL;
+		if (why) {
+			printf("END %s\n", why);	/* ended before the handoff: the test sees no HANDOFF */
+			fflush(stdout);
+		}
+		send_fd(sp[0], fd, why ? 'E' : 'F');
+		close(fd);
+		if (quick)
+			_exit(0);
+		if (recv(go[1], &c, 1, 0) != 1)	/* stay (and keep the namespace alive) until the reader is done */
+			fail("recv(go)");
+		_exit(0);
+	}
+	b = fork();
+	if (b == 0) {	/* reader */
+		int nd = 0;
+		char c;
+
+		become(rd);
+		int fd = recv_fd(sp[1], &c);
+		if (c == 'F') {
+			printf("HANDOFF\n");
+			fflush(stdout);
+			const char *why = drain(fd, bufsz, maxd, &nd);
+			printf("END %s\n", why ? why : "max");
+			fflush(stdout);
+		}
+		if (hold)
+			usleep(hold * 1000);
+		close(fd);
+		if (send(go[0], "D", 1, 0) != 1)
+			fail("send(go)");
+		_exit(0);
+	}
+	printf("REQPID %d\nREADERPID %d\n", a, b);
+	fflush(stdout);
+	waitpid(b, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		rc = 2;
+	waitpid(a, &st, 0);
+	if (!WIFEXITED(st) || WEXITSTATUS(st))
+		rc = 2;
+	for (int i = 0; i < nf; i++) {
+		kill(fix[i], SIGKILL);
+		waitpid(fix[i], NULL, 0);
+	}
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	int bufsz = 16384, delay = 0, maxd = 0, setpid = 0, keeptype = 0, rounds = 1, opt;
-	int pidoff = -1, hold = 0;
+	int pidoff = -1, hold = 0, first = 1;
+	const char *hand = NULL;
 	const char *fam = "TASKDIAG";
 	unsigned char req[4096];
 
-	while ((opt = getopt(argc, argv, "b:d:m:PTF:R:p:H:")) != -1) {
+	while ((opt = getopt(argc, argv, "b:d:m:PTF:R:p:H:X:k:c:q")) != -1) {
 		switch (opt) {
 		case 'b': bufsz = atoi(optarg); break;
 		case 'd': delay = atoi(optarg); break;
@@ -111,6 +373,10 @@ int main(int argc, char **argv)
 		case 'R': rounds = atoi(optarg); break;
 		case 'p': pidoff = atoi(optarg); break;
 		case 'H': hold = atoi(optarg); break;
+		case 'X': hand = optarg; break;
+		case 'k': first = atoi(optarg); break;
+		case 'c': nfix = atoi(optarg); break;
+		case 'q': quick = 1; break;
 		default: return 2;
 		}
 	}
@@ -123,6 +389,9 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tdprobe: bad request hex\n");
 		return 2;
 	}
+
+	if (hand)
+		return handoff(hand, fam, req, rlen, bufsz, first, maxd, hold);
 
 	int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_GENERIC);
 	if (fd < 0) { perror("socket"); return 2; }

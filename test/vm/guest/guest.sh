@@ -35,4 +35,16 @@ if [ $vrc -ne 0 ]; then
   sed 's/\x1b\[[0-9;]*m//g' "$R/vitest.log" | grep -E -A12 '(FAIL|×|AssertionError|Error:)' | head -120 | tee -a "$R/summary.txt"
   fail=1
 fi
+# nothing a dump took is still held once the suite is over; the module unloads; kmemleak where the kernel has it
+v=$(cat /sys/module/task_diag/parameters/dump_views 2>&1)
+if [ "$v" = 0 ]; then sum "ok   c: dump_views 0 after the suite"; else sum "FAIL c: dump_views '$v' after the suite"; fail=1; fi
+if rmmod task_diag 2>"$R/rmmod.err"; then sum "ok   c: module unloads after the suite"; else sum "FAIL c: rmmod: $(cat "$R/rmmod.err")"; fail=1; fi
+mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug 2>/dev/null
+if [ -e /sys/kernel/debug/kmemleak ]; then
+  echo scan > /sys/kernel/debug/kmemleak; sleep 6; echo scan > /sys/kernel/debug/kmemleak
+  if grep -q task_diag /sys/kernel/debug/kmemleak; then sum "FAIL c: kmemleak reports task_diag objects"; grep -A12 task_diag /sys/kernel/debug/kmemleak | head -40 >> "$R/summary.txt"; fail=1
+  else sum "ok   c: kmemleak: no task_diag objects"; fi
+else
+  sum "note c: kmemleak not built into $(uname -r) (CONFIG_DEBUG_KMEMLEAK unset); leaks checked by dump_views and unload"
+fi
 exit $fail
