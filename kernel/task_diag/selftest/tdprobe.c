@@ -19,9 +19,11 @@
  * Handing a socket with a dump in progress to another process (SCM_RIGHTS over a unix socket pair):
  *   -X REQ:RD  the requester REQ opens the socket, sends the request and reads -k datagrams; then the
  *              reader RD receives the socket and reads the rest (or -m datagrams in all, then closes it).
- *              REQ and RD are each: root (as invoked), nobody (uid/gid 65534, no groups, dumpable), or
- *              ns (pid 1 of a new pid namespace, with -c children of its own there).  The requester
- *              stays alive until the reader is done.  A line "HANDOFF" separates the two parts;
+ *              REQ and RD are each: root (as invoked), nobody (uid/gid 65534, no groups, dumpable),
+ *              ns (pid 1 of a new pid namespace, with -c children of its own there), userns (nobody,
+ *              then root of a new user namespace that maps 0 to 65534, with -c children there) or time (a process of a new
+ *              time namespace whose boot-time clock is 1,000,000 s ahead).  The requester
+ *              stays alive until the reader is done; it starts once the reader is set up.  A line "HANDOFF" separates the two parts;
  *              "REQPID <pid>" and "READERPID <pid>" give the two processes as the invoker sees them.
  *   -k N       datagrams the requester reads itself (default 1; 0: none, the first batch stays queued)
  *   -q         the requester exits as soon as it has handed the socket over (an ns requester's
@@ -121,6 +123,13 @@ static void fail(const char *what)
 	exit(2);
 }
 
+static void put_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	if (!f || fputs(text, f) < 0 || fclose(f))
+		fail(path);
+}
+
 static void drop_to_nobody(void)
 {
 	if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
@@ -143,6 +152,8 @@ static pid_t sleeper(int as_nobody)
 		close(ready[0]);
 		if (as_nobody)
 			drop_to_nobody();
+		/* dies with whoever forked it (set after the drop, which clears it) */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
 		if (write(ready[1], "R", 1) != 1)
 			_exit(1);
 		close(ready[1]);
@@ -157,8 +168,9 @@ static pid_t sleeper(int as_nobody)
 }
 
 /*
- * Become the actor for ROLE; returns in the process that acts.  For "ns" the calling process stays
- * outside as the namespace's parent and never returns: it waits for pid 1 and exits with its status.
+ * Become the actor for ROLE; returns in the process that acts.  For "ns" and "time" the calling process
+ * stays outside as the parent of the first task of the new namespace and never returns: it waits for it
+ * and exits with its status.
  */
 static void become(const char *role)
 {
@@ -168,12 +180,30 @@ static void become(const char *role)
 		drop_to_nobody();
 		return;
 	}
-	if (strcmp(role, "ns")) {
+	if (!strcmp(role, "userns")) {
+		drop_to_nobody();
+		if (unshare(CLONE_NEWUSER))
+			fail("unshare(CLONE_NEWUSER)");
+		put_file("/proc/self/uid_map", "0 65534 1\n");
+		put_file("/proc/self/setgroups", "deny\n");
+		put_file("/proc/self/gid_map", "0 65534 1\n");
+		/* tasks of the namespace's own (another user namespace's tasks are not readable from it) */
+		for (int i = 0; i < nfix; i++)
+			printf("NSFIXTURE %d\n", sleeper(0));
+		fflush(stdout);
+		return;
+	}
+	if (strcmp(role, "ns") && strcmp(role, "time")) {
 		fprintf(stderr, "tdprobe: unknown role %s\n", role);
 		exit(2);
 	}
-	if (unshare(CLONE_NEWPID))
+	if (!strcmp(role, "time")) {
+		if (unshare(CLONE_NEWTIME))
+			fail("unshare(CLONE_NEWTIME)");
+		put_file("/proc/self/timens_offsets", "boottime 1000000 0\n");
+	} else if (unshare(CLONE_NEWPID)) {
 		fail("unshare(CLONE_NEWPID)");
+	}
 	pid_t p = fork();
 	if (p < 0)
 		fail("fork");
@@ -183,7 +213,7 @@ static void become(const char *role)
 		exit(WIFEXITED(st) ? WEXITSTATUS(st) : 2);
 	}
 	/* pid 1 of the new namespace: N tasks of its own there, killed with it */
-	for (int i = 0; i < nfix; i++)
+	for (int i = 0; i < nfix && !strcmp(role, "ns"); i++)
 		printf("NSFIXTURE %d\n", sleeper(0));
 	fflush(stdout);
 }
@@ -290,7 +320,8 @@ static int handoff(const char *spec, const char *fam, unsigned char *req, int rl
 	}
 	fflush(stdout);
 	/* sp: the descriptor, requester -> reader; go: "reader done", reader -> requester; pid reports */
-	if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) || socketpair(AF_UNIX, SOCK_DGRAM, 0, go))
+	/* SEQPACKET: a side that dies early is seen as end of file by the other, nobody waits forever */
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET, 0, sp) || socketpair(AF_UNIX, SOCK_SEQPACKET, 0, go))
 		fail("socketpair");
 
 	a = fork();
@@ -298,7 +329,12 @@ static int handoff(const char *spec, const char *fam, unsigned char *req, int rl
 		int id, nd = 0;
 		char c;
 
+		close(sp[1]);
+		close(go[0]);
 		become(rq);
+		/* one writer at a time on stdout: wait until the reader has set itself up (and printed) */
+		if (recv(go[1], &c, 1, 0) != 1)
+			fail("recv(ready)");
 		int fd = open_family(fam, bufsz, &id);
 		printf("FAMILY %d\n", id);
 		req[4] = id & 0xff;
@@ -323,7 +359,12 @@ static int handoff(const char *spec, const char *fam, unsigned char *req, int rl
 		int nd = 0;
 		char c;
 
+		close(sp[0]);
+		close(go[1]);
 		become(rd);
+		fflush(stdout);
+		if (send(go[0], "R", 1, 0) != 1)
+			fail("send(ready)");
 		int fd = recv_fd(sp[1], &c);
 		if (c == 'F') {
 			printf("HANDOFF\n");
@@ -339,14 +380,18 @@ static int handoff(const char *spec, const char *fam, unsigned char *req, int rl
 			fail("send(go)");
 		_exit(0);
 	}
-	printf("REQPID %d\nREADERPID %d\n", a, b);
-	fflush(stdout);
+	close(sp[0]);
+	close(sp[1]);
+	close(go[0]);
+	close(go[1]);
 	waitpid(b, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st))
 		rc = 2;
 	waitpid(a, &st, 0);
 	if (!WIFEXITED(st) || WEXITSTATUS(st))
 		rc = 2;
+	printf("REQPID %d\nREADERPID %d\n", a, b);
+	fflush(stdout);
 	for (int i = 0; i < nf; i++) {
 		kill(fix[i], SIGKILL);
 		waitpid(fix[i], NULL, 0);

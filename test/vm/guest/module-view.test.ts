@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import {
-  DUMP_ALL, DUMP_SUBTREE, MODULE, SHOW_CRED, TDPROBE, decodeAll, parseProbe, probe, request,
+  DUMP_ALL, DUMP_SUBTREE, MODULE, SHOW_CRED, SHOW_EXT, TDPROBE, decodeAll, parseProbe, probe, request,
   type TaskReply,
 } from './lib.js';
 
@@ -55,7 +55,7 @@ function parseHandoff(out: string): Handoff {
 
 function handoff(spec: string, extra: string[] = [], req = ALL): Handoff {
   const out = execFileSync(TDPROBE, ['-X', spec, '-b', '4096', '-k', '1', '-c', String(N), ...extra, req.toString('hex')], {
-    encoding: 'utf8', maxBuffer: 64 << 20,
+    encoding: 'utf8', maxBuffer: 64 << 20, timeout: 90_000, killSignal: 'SIGKILL',
   });
   return parseHandoff(out);
 }
@@ -149,6 +149,35 @@ describe('a dump handed to another process answers in the requester\'s view', ()
     for (const t of inside) expect(t.task.pid, 'a pid of the requester\'s namespace, not the reader\'s 2..N+1').toBeGreaterThan(N + 1);
   });
 
+  it('a requester in a user namespace, read by root outside: ids translated into the requester\'s namespace', () => {
+    // userns: nobody, then root of a user namespace that maps 0 to 65534, with N tasks there; tasks of
+    // other user namespaces (the fixture, even nobody's) are not readable from it (commoncap)
+    const h = handoff('userns:root');
+    expectSplitAtCursor(h);
+    const all = [...h.before, ...h.after];
+    expect(h.nsFixture).toHaveLength(N);
+    expect(new Set(pidsOf(all))).toEqual(new Set([...h.nsFixture, h.reqPid]));
+    for (const t of all) {
+      expect([t.creds!.uid, t.creds!.euid, t.creds!.gid], `pid ${t.task.pid}: 65534 outside is 0 inside`).toEqual([0, 0, 0]);
+    }
+    // and the reverse: root's dump read inside that user namespace keeps root's numbering
+    const r = handoff('root:userns');
+    expectSplitAtCursor(r);
+    const byPid = new Map([...r.before, ...r.after].map((t) => [t.task.pid, t]));
+    for (const f of r.fixture) expect(byPid.get(f.pid)?.creds?.uid, `fixture ${f.pid}`).toBe(f.uid);
+  });
+
+  it('a requester in a time namespace: start times in its boot-time clock, whoever reads', () => {
+    const req = request({ dump: true, show: SHOW_CRED | SHOW_EXT, strategy: DUMP_ALL, pid: 0 });
+    const AHEAD = 1_000_000n * 1_000_000_000n; // the time role's boot-time offset, in ns
+    const inTime = handoff('time:root', [], req);
+    expectSplitAtCursor(inTime);
+    const outside = handoff('root:time', [], req);
+    expectSplitAtCursor(outside);
+    for (const t of [...inTime.before, ...inTime.after]) expect(t.ext!.startTimeNs >= AHEAD, `pid ${t.task.pid}`).toBe(true);
+    for (const t of [...outside.before, ...outside.after]) expect(t.ext!.startTimeNs < AHEAD, `pid ${t.task.pid}`).toBe(true);
+  });
+
   it('a handed SUBTREE dump (snapshot in the first batch) keeps the requester\'s visibility too', () => {
     const h = handoff('nobody:root', [], request({ dump: true, show: SHOW_CRED, strategy: DUMP_SUBTREE, pid: 1 }));
     expect(h.ends).toEqual(['done']);
@@ -194,8 +223,11 @@ describe('what a dump holds is released on every path', () => {
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let out = '';
-      const ended = new Promise<void>((res) => c.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); }));
       const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
+      const ended = new Promise<void>((res) => {
+        c.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); });
+        void exited.then(() => res());
+      });
       await ended;
       expect(out).toContain('END max');
       expect(dumpViews(), 'the open dump holds one view').toBe(1);
