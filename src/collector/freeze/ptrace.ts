@@ -195,9 +195,11 @@ export class PtraceSession {
   }
 
   /**
-   * Seize tid, read its pre-freeze state, interrupt it; push it to batch when there is a stop to wait for.
-   * expectPpid: for a leader found in a children list, the parent it must still have (else its pid was
-   * reused meanwhile: it is released again once stopped, and not part of the tree).
+   * Check that tid belongs to the tree, seize it, read its pre-freeze state, interrupt it; push it to batch
+   * when there is a stop to wait for. expectPpid: for a leader found in a children list, the parent it must
+   * have. It is checked BEFORE the seize (a task outside the tree is never touched), and again after it with
+   * the start time: a pid reused between the check and the seize is released once stopped, and is not part
+   * of the tree.
    */
   private attach(tid: number, tgid: number, expectPpid: number | undefined, batch: number[]): void {
     const p = this.procs.get(tgid)!;
@@ -206,6 +208,11 @@ export class PtraceSession {
       p.threads.add(tid);
       return;
     }
+    const path = tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`;
+    const before: StatInfo | undefined = readStat(path);
+    if (!before) return this.vanish(tid, tgid);
+    if (expectPpid !== undefined && before.ppid !== expectPpid) return this.notOurs(tid, tgid);
+    if (before.state === 'Z' || before.state === 'X') return this.zombie(tid, p);
     const r = pt.seize(tid, pt.PTRACE_O_TRACECLONE);
     if (r < 0) {
       if (r === -ESRCH) return this.vanish(tid, tgid);
@@ -213,21 +220,32 @@ export class PtraceSession {
       throw new SysError('ptrace(PTRACE_SEIZE)', -r, tid);
     }
     this.stats.seized++;
-    const st: StatInfo | undefined = readStat(tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`);
+    const st: StatInfo | undefined = readStat(path);
     const s: Seized = { tgid, st: St.Pending, groupStop: false, foreign: false };
     this.seized.set(tid, s);
-    if (st && expectPpid !== undefined && st.ppid !== expectPpid) {
+    if (st && (st.startTime !== before.startTime || (expectPpid !== undefined && st.ppid !== expectPpid))) {
       s.foreign = true;
     } else {
       p.threads.add(tid);
-      // 't' right after the seize: it was in job-control stop (confirmed by its group-stop report)
-      this.states.set(tid, st ? (st.state === 't' ? 'T' : st.state) : 'R');
-      if (tid === tgid && st && st.numThreads > 1) p.multi = true;
+      // the state read before the seize; 't' just after it (a job-control stop that began meanwhile) is
+      // confirmed by its group-stop report
+      const was = st?.state === 't' ? 'T' : before.state === 't' ? 'T' : before.state;
+      this.states.set(tid, was);
+      if (tid === tgid && before.numThreads > 1) p.multi = true;
     }
     const ri = pt.interrupt(tid);
     if (ri < 0 && ri !== -ESRCH) throw new SysError('ptrace(PTRACE_INTERRUPT)', -ri, tid);
     // on ESRCH it is exiting; waitpid reports the exit
     batch.push(tid);
+  }
+
+  /** A pid from a children list whose parent is now another task: its pid was reused; never seized. */
+  private notOurs(tid: number, tgid: number): void {
+    this.stats.vanished++;
+    const p = this.procs.get(tgid);
+    if (p && tid === tgid && p.threads.size === 0) this.procs.delete(tgid);
+    // the task we listed exited; its own children may have moved to a subreaper of the tree
+    this.dirty = true;
   }
 
   /** Release the tasks that turned out not to belong to the tree (a pid reused during the seize). */
