@@ -11,6 +11,13 @@
  *   renamed away (`.<name>.old-<pid>-<rand>`), the new one renamed in, and the old one removed
  * - target exists and is not a directory: refused with OutputError
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
+ *
+ * Leftovers: a writer killed with SIGKILL leaves its `.<name>.tmp-…` (killed while staging) or
+ * `.<name>.old-…` (killed between moving the previous dump aside and removing it) behind. Their names are
+ * `.<name>.{tmp,old}-<pid>-<tag>-<rand>`, tag identifying the writer beyond its pid (WriteOptions.owner: its
+ * start time and pid namespace). The next write to the same target removes the leftovers of that target whose
+ * writer is certainly gone (owner.gone), and nothing else: not another target's, not a live writer's, not a
+ * file, not a name of another form.
  */
 import {
   closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
@@ -28,9 +35,22 @@ import { schemas } from './schema.js';
 import { syncfs } from '../sys/fs.js';
 import { errnoName } from '../sys/libc.js';
 
+/** Who writes: embedded in the temporary names, and asked about the writers of leftovers. */
+export interface WriteOwner {
+  /** identity of this writer beyond its pid ([0-9A-Za-z.]+), e.g. start time and pid namespace */
+  readonly tag: string;
+  /**
+   * True only when the writer (pid, and tag when the name has one) is certainly not running: a leftover of
+   * it may be removed. Undecidable (another pid namespace, a live process) is false.
+   */
+  gone(pid: number, tag: string | undefined): boolean;
+}
+
 export interface WriteOptions {
   /** replace a non-empty target directory */
   force?: boolean;
+  /** the writer's identity; with it, leftovers of dead writers of the same target are removed first */
+  owner?: WriteOwner;
   /** core_entry.mtype; defaults to this host's architecture */
   mtype?: number;
 }
@@ -94,13 +114,63 @@ function fsyncPath(path: string): void {
   }
 }
 
-const suffix = (): string => `${process.pid}-${randomBytes(4).toString('hex')}`;
+const TAG_RE = /^[0-9A-Za-z.]+$/;
+
+function suffix(owner: WriteOwner | undefined): string {
+  const tag = owner && TAG_RE.test(owner.tag) ? `${owner.tag}-` : '';
+  return `${process.pid}-${tag}${randomBytes(4).toString('hex')}`;
+}
+
+/** A leftover's writer, parsed from `.<name>.{tmp,old}-<pid>[-<tag>]-<8 hex>`; undefined for any other name. */
+export function leftoverOwner(entry: string, name: string): { pid: number; tag: string | undefined } | undefined {
+  let rest: string | undefined;
+  for (const kind of ['tmp', 'old']) {
+    const prefix = `.${name}.${kind}-`;
+    if (entry.startsWith(prefix)) rest = entry.slice(prefix.length);
+  }
+  if (rest === undefined) return undefined;
+  const parts = rest.split('-');
+  if (parts.length < 2 || parts.length > 3) return undefined;
+  const [pidText, tag] = parts.length === 3 ? [parts[0], parts[1]] : [parts[0], undefined];
+  if (!/^[1-9][0-9]{0,9}$/.test(pidText) || !/^[0-9a-f]{8}$/.test(parts[parts.length - 1])) return undefined;
+  if (tag !== undefined && !TAG_RE.test(tag)) return undefined;
+  return { pid: Number(pidText), tag };
+}
+
+/**
+ * Remove the leftovers of target `name` in `parent` whose writer is gone (best effort: a leftover that
+ * cannot be removed stays, and the write goes on). Returns the names removed.
+ */
+export function removeLeftovers(parent: string, name: string, owner: WriteOwner): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    const who = leftoverOwner(entry, name);
+    if (!who || who.pid === process.pid) continue;
+    const path = join(parent, entry);
+    try {
+      if (!lstatSync(path).isDirectory()) continue;
+      if (!owner.gone(who.pid, who.tag)) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(entry);
+    } catch {
+      /* stays */
+    }
+  }
+  return removed;
+}
 
 interface Plan {
   target: string;
   parent: string;
   name: string;
   existing: 'none' | 'empty' | 'full';
+  owner: WriteOwner | undefined;
   files: Map<string, Buffer>;
 }
 
@@ -121,11 +191,12 @@ function plan(snapshot: Snapshot, dir: string, opts: WriteOptions): Plan {
   if (existing === 'full' && !opts.force) {
     throw new OutputError(target, `output directory ${target} exists and is not empty (use --force to replace it)`);
   }
-  return { target, parent, name, existing, files: encodeImages(snapshot, opts) };
+  if (opts.owner) removeLeftovers(parent, name, opts.owner);
+  return { target, parent, name, existing, owner: opts.owner, files: encodeImages(snapshot, opts) };
 }
 
 function makeTemp(p: Plan): string {
-  const tmp = join(p.parent, `.${p.name}.tmp-${suffix()}`);
+  const tmp = join(p.parent, `.${p.name}.tmp-${suffix(p.owner)}`);
   try {
     mkdirSync(tmp, { mode: 0o755 });
   } catch (e) {
@@ -190,7 +261,7 @@ function commit(p: Plan, tmp: string): void {
   }
   let old: string | undefined;
   if (p.existing === 'full') {
-    old = join(p.parent, `.${p.name}.old-${suffix()}`);
+    old = join(p.parent, `.${p.name}.old-${suffix(p.owner)}`);
     try {
       renameSync(p.target, old);
     } catch (e) {
