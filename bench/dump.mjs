@@ -14,7 +14,8 @@
  * Run under the shared benchmark lock:  flock /tmp/tdc-coord/heavy.lock npm run bench -- dump
  * Needs root, gcc and /usr/bin/time. BENCH_DUMP_SIZES=1000,10000 picks the sizes; BENCH_RUNS the rounds
  * (default 7, 5 at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
- * after it is measured).
+ * after it is measured, and the file system synced outside the timing). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
+ * adds another build (an earlier commit) to the same rounds, for before/after figures under the same load.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -53,10 +54,13 @@ function phases(stderr) {
   return { freeze: get('freezing time'), collect: get('collecting time'), write: get('writing time'), thaw: get('thawing time') };
 }
 
-function dumpOnce(root, env, outDir) {
+function dumpOnce(root, env, outDir, bin = BIN) {
   const out = join(outDir, `d${process.hrtime.bigint()}`);
-  const r = timed([process.execPath, BIN, 'dump', '-r', String(root), '-o', out, '-q', '--stats'], env);
+  const r = timed([process.execPath, bin, 'dump', '-r', String(root), '-o', out, '-q', '--stats'], env);
   rmSync(out, { recursive: true, force: true });
+  // finish the removal's write-back (and, on a file system mounted with online discard, its discards) now,
+  // outside the timing, so it is not billed to the next run's durability
+  spawnSync('sync', ['-f', outDir]);
   if (r.status !== 0) return { ...r, failed: r.stderr.trim().split('\n').pop() };
   return { ...r, ...phases(r.stderr) };
 }
@@ -77,6 +81,12 @@ export async function run() {
     ...(havePin ? [{ name: 'dump (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir) }] : []),
     { name: 'dump (unpinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: 'none' }, outDir) },
   ];
+  // BENCH_DUMP_BASELINE=path/to/other/bin/tdcollect.js: another build (e.g. an earlier commit) in the same
+  // rounds, pinned, for a before/after comparison under the same load
+  const other = process.env.BENCH_DUMP_BASELINE;
+  if (other && havePin) {
+    variants.push({ name: 'baseline build (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, other) });
+  }
   const results = {};
   try {
     for (const n of sizes) {
