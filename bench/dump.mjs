@@ -13,7 +13,7 @@
  *
  * Run under the shared benchmark lock:  flock /tmp/tdc-coord/heavy.lock npm run bench -- dump
  * Needs root, gcc and /usr/bin/time. BENCH_DUMP_SIZES=1000,10000 picks the sizes; BENCH_RUNS the rounds
- * (default 7, 5 at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
+ * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
  * after it is measured, and the file system synced outside the timing). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
  * adds another build (an earlier commit) to the same rounds, for before/after figures under the same load.
  */
@@ -88,14 +88,22 @@ export async function run() {
     variants.push({ name: 'baseline build (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, other) });
   }
   const results = {};
+  const cleanup = () => {
+    if (havePin) spawnSync(process.execPath, [BIN, 'bpf', 'unpin', '-p', pin], { env: baseEnv });
+    rmSync(pinDir, { recursive: true, force: true });
+    rmSync(outDir, { recursive: true, force: true });
+  };
+  // interrupted: leave no pin and no images behind (the tree's keeper tears the tree down when we die)
+  const onSignal = (sig) => { cleanup(); process.kill(process.pid, sig); };
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
   try {
     for (const n of sizes) {
-      const rounds = Number(process.env.BENCH_RUNS ?? (n >= 30000 ? 5 : 7));
+      const rounds = n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7);
       const tree = await spawnTreegen(n - 1);
       const by = Object.fromEntries(variants.map((v) => [v.name, []]));
       try {
-        // one untimed warm-up of each, then rounds with a rotating order
-        for (const v of variants) v.run(tree.root);
+        // one untimed warm-up of each (not at 30,000, where a run is long enough), then rounds in a rotating order
+        if (n < 30000) for (const v of variants) v.run(tree.root);
         for (let i = 0; i < rounds; i++) {
           for (let k = 0; k < variants.length; k++) {
             const v = variants[(i + k) % variants.length];
@@ -142,9 +150,8 @@ export async function run() {
       }
     }
   } finally {
-    if (havePin) spawnSync(process.execPath, [BIN, 'bpf', 'unpin', '-p', pin], { env: baseEnv });
-    rmSync(pinDir, { recursive: true, force: true });
-    rmSync(outDir, { recursive: true, force: true });
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.removeListener(sig, onSignal);
+    cleanup();
   }
   return results;
 }
