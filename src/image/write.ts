@@ -25,6 +25,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import protobuf from 'protobufjs';
 import type { Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
@@ -74,14 +75,56 @@ export function encodeImages(snapshot: Snapshot, opts: { mtype?: number } = {}):
 
   files.set('inventory.img', frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]));
   files.set('pstree.img', frameImage(KIND.pstree, groups.map((g, i) => s.pstree.encode(pstreeEntry(g, i === 0)).finish())));
+  // every core-TID.img: the messages encoded back to back into one protobufjs writer (one allocation for
+  // all), then framed into one arena; each file is a view of it
+  const w = protobuf.Writer.create();
+  const names: string[] = [];
+  const ends: number[] = [];
   for (const g of groups) {
     for (const t of [g.leader, ...g.threads]) {
-      files.set(`core-${t.pid}.img`, frameImage(KIND.core, [s.core.encode(coreEntry(t, g, mtype)).finish()]));
+      s.core.encode(coreEntry(t, g, mtype), w);
+      names.push(`core-${t.pid}.img`);
+      ends.push(w.len);
     }
   }
-  const tasks: Uint8Array[] = [s.header.encode(headerToPb(snapshot.info)).finish()];
-  for (const t of snapshot.tasks) tasks.push(s.task.encode(taskToPb(t)).finish());
-  files.set('tasks.img', frameImage(KIND.tasks, tasks));
+  const cores = w.finish();
+  const core = KIND.core;
+  const arena = Buffer.allocUnsafe(cores.length + 12 * names.length);
+  let off = 0;
+  let start = 0;
+  for (let i = 0; i < names.length; i++) {
+    const len = ends[i] - start;
+    const at = off;
+    arena.writeUInt32LE(core.head, off);
+    arena.writeUInt32LE(core.magic, off + 4);
+    arena.writeUInt32LE(len, off + 8);
+    arena.set(cores.subarray(start, ends[i]), off + 12);
+    off += 12 + len;
+    start = ends[i];
+    files.set(names[i], arena.subarray(at, off));
+  }
+  // tasks.img: the header and one entry per task, each after its u32 length, encoded the same way
+  const tw = protobuf.Writer.create();
+  const tends: number[] = [];
+  s.header.encode(headerToPb(snapshot.info), tw);
+  tends.push(tw.len);
+  for (const t of snapshot.tasks) {
+    s.task.encode(taskToPb(t), tw);
+    tends.push(tw.len);
+  }
+  const entries = tw.finish();
+  const tasks = Buffer.allocUnsafe(8 + 4 * tends.length + entries.length);
+  tasks.writeUInt32LE(KIND.tasks.head, 0);
+  tasks.writeUInt32LE(KIND.tasks.magic, 4);
+  off = 8;
+  start = 0;
+  for (const end of tends) {
+    tasks.writeUInt32LE(end - start, off);
+    tasks.set(entries.subarray(start, end), off + 4);
+    off += 4 + end - start;
+    start = end;
+  }
+  files.set('tasks.img', tasks);
   return files;
 }
 
