@@ -100,37 +100,6 @@ export function waitpid(pid: number, options: number): WaitResult {
   return { pid: r, status: statusBuf[0] };
 }
 
-const waitidF = libc.func('int waitid(int idtype, int id, void *infop, int options)');
-// <sys/wait.h>
-const P_ALL = 0;
-export const WSTOPPED = 2;
-/** si_code of a ptrace-stop in a SIGCHLD siginfo */
-const CLD_TRAPPED = 4;
-/** siginfo_t; on 64-bit Linux the SIGCHLD fields start at 16: si_pid 16, si_uid 20, si_status 24 */
-const waitInfo = Buffer.alloc(128);
-
-/** The next ptrace-stop waitid reported: pid 0 when none is pending, -errno on failure. */
-export interface TraceStop extends WaitResult {
-  /** a ptrace-stop of a tracee (false: a child of this process stopped by a signal, not ours to handle) */
-  trapped: boolean;
-}
-
-/**
- * waitid(P_ALL, 0, WSTOPPED | WNOHANG | __WALL): one stop of any tracee (or stopped child) that has not been
- * reported yet, in one call, whichever it is, with its status as waitpid gives it ((exit_code << 8) | 0x7f).
- * Without WEXITED no exit is reported and no child is reaped, so a caller's own child processes are left to
- * their owner.
- */
-export function nextTraceStop(): TraceStop {
-  waitInfo.fill(0, 0, 32);
-  const r = waitidF(P_ALL, 0, waitInfo, WSTOPPED | WNOHANG | __WALL) as number;
-  if (r < 0) return { pid: -lastErrno(), status: 0, trapped: false };
-  const pid = waitInfo.readInt32LE(16);
-  if (pid === 0) return { pid: 0, status: 0, trapped: false };
-  const code = waitInfo.readInt32LE(8);
-  return { pid, status: ((waitInfo.readInt32LE(24) & 0xffff) << 8) | 0x7f, trapped: code === CLD_TRAPPED };
-}
-
 // <bits/waitstatus.h>
 export const WIFEXITED = (s: number): boolean => (s & 0x7f) === 0;
 export const WIFSIGNALED = (s: number): boolean => (s & 0x7f) !== 0 && (s & 0x7f) !== 0x7f;

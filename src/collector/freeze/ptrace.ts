@@ -19,10 +19,8 @@
  *   until a pass finds nothing new. The number of scans of one level and of these passes is bounded by
  *   MAX_PASSES; past it the freeze fails with FreezeError (exit 7) after releasing every task.
  *
- * Waiting: waitid(P_ALL, WSTOPPED|WNOHANG|__WALL) collects the PTRACE_EVENT_STOPs as they come, one call per
- * stop (no exits are asked for, so nothing of the caller's own is reaped); when nothing comes, every pending
- * task is asked with waitpid(tid, __WALL|WNOHANG), which reports exits too; backing off with short sleeps,
- * bounded by a timeout. A signal-delivery-stop (a signal the task dequeued before the trap) is re-injected with
+ * Waiting: waitpid(tid, __WALL|WNOHANG) for the PTRACE_EVENT_STOP, backing off with short sleeps, bounded by
+ * a timeout. A signal-delivery-stop (a signal the task dequeued before the trap) is re-injected with
  * PTRACE_CONT(sig) and the task interrupted again, as compel_wait_task does, so pending signals stay intact.
  * A task in job-control stop reports a group-stop (WSTOPSIG = its stop signal); PTRACE_DETACH(0) leaves it in
  * group stop (the kernel re-arms JOBCTL_STOP_PENDING in __ptrace_unlink), so it stays stopped after the thaw.
@@ -283,76 +281,44 @@ export class PtraceSession {
     }
   }
 
-  /**
-   * Wait until every task of batch has stopped (or is gone), re-injecting signals; bounded by the timeout.
-   * The stops are collected with waitid(P_ALL, WSTOPPED): one call per stop, whichever task reports it, so
-   * the cost does not grow with the number of tasks still running towards their stop. Exits are not
-   * reported that way; when nothing has been reported for a while every pending task is asked once with
-   * waitpid(tid, WNOHANG), which also reports its exit.
-   */
+  /** Wait until every task of batch has stopped (or is gone), re-injecting signals; bounded by the timeout. */
   private waitAll(batch: number[]): void {
-    const pending = new Set<number>();
-    for (const tid of batch) if (this.seized.has(tid)) pending.add(tid);
+    let pending = batch;
     const deadline = performance.now() + this.timeoutMs;
     let backoff = 0;
     const opts = pt.__WALL | pt.WNOHANG;
-    while (pending.size) {
+    while (pending.length) {
+      const next: number[] = [];
       let progressed = false;
-      for (;;) {
-        const w = pt.nextTraceStop();
-        if (w.pid <= 0) break;
-        if (!w.trapped) continue;
-        const s = this.seized.get(w.pid);
-        // a task the kernel attached at a clone may report its stop before its parent reports the clone
-        if (!s) { this.early.set(w.pid, w.status); continue; }
+      for (const tid of pending) {
+        const s = this.seized.get(tid);
+        if (!s) continue;
+        const w = pt.waitpid(tid, opts);
+        if (w.pid === 0) { next.push(tid); continue; }
         progressed = true;
-        if (this.onStatus(w.pid, s, w.status)) pending.delete(w.pid);
-        else pending.add(w.pid);
-      }
-      this.takeAdopted(pending);
-      if (!pending.size) break;
-      if (performance.now() > deadline) this.stuck([...pending]);
-      if (progressed) { backoff = 0; continue; }
-      backoff = backoff ? Math.min(backoff * 2, 2) : 0.02;
-      if (backoff >= 0.16) {
-        // nothing reported lately: exits, and tasks whose stop waitid cannot see
-        for (const tid of [...pending]) {
-          const s = this.seized.get(tid);
-          if (!s) { pending.delete(tid); continue; }
-          const w = pt.waitpid(tid, opts);
-          if (w.pid === 0) continue;
-          if (w.pid < 0) {
-            if (w.pid === -ECHILD) { this.vanish(tid, s.tgid); pending.delete(tid); continue; }
-            throw new SysError('waitpid', -w.pid, tid);
-          }
-          backoff = 0.02;
-          if (this.onStatus(tid, s, w.status)) pending.delete(tid);
+        if (w.pid < 0) {
+          if (w.pid === -ECHILD) { this.vanish(tid, s.tgid); continue; }
+          throw new SysError('waitpid', -w.pid, tid);
         }
-        this.takeAdopted(pending);
+        if (!this.onStatus(tid, s, w.status)) next.push(tid);
       }
-      // a leader that exited while other threads live is a zombie whose exit is not reported yet
-      if (backoff >= 2) for (const tid of [...pending]) if (this.becameZombie(tid)) pending.delete(tid);
-      if (pending.size) sleepMs(backoff);
+      if (this.adopted.length) {
+        for (const t of this.adopted) next.push(t);
+        this.adopted.length = 0;
+      }
+      pending = next;
+      if (!pending.length) break;
+      if (performance.now() > deadline) this.stuck(pending);
+      if (progressed) {
+        backoff = 0;
+      } else {
+        backoff = backoff ? Math.min(backoff * 2, 2) : 0.02;
+        // a leader that exited while other threads live is a zombie whose exit is not reported yet
+        if (backoff >= 2) pending = pending.filter((tid) => !this.becameZombie(tid));
+        sleepMs(backoff);
+      }
     }
   }
-
-  /** Add the tasks attached at a clone to pending, settling those whose stop came in early. */
-  private takeAdopted(pending: Set<number>): void {
-    // onStatus may adopt more while this runs: take them all
-    while (this.adopted.length) {
-      const t = this.adopted.shift()!;
-      const early = this.early.get(t);
-      const s = this.seized.get(t);
-      if (early !== undefined && s) {
-        this.early.delete(t);
-        if (this.onStatus(t, s, early)) continue;
-      }
-      pending.add(t);
-    }
-  }
-
-  /** stops reported (by waitid) for tasks not registered yet: tasks attached at a clone, by tid */
-  private readonly early = new Map<number, number>();
 
   /** tasks attached by the kernel at a clone, to be waited for */
   private readonly adopted: number[] = [];
