@@ -11,7 +11,7 @@
  * per image file), the ratio dump/ps, and the growth from the smallest to the largest size (a cost that
  * grows linearly with the number of tasks grows by the size ratio, 30× from 1k to 30k).
  *
- * Run under the shared benchmark lock:  flock /tmp/tdc-coord/heavy.lock npm run bench -- dump
+ * Run with nothing else heavy on the machine (a 30,000-task tree takes most of a 32,768 pid space): npm run bench -- dump
  * Needs root, gcc and /usr/bin/time. BENCH_DUMP_SIZES=1000,10000 picks the sizes; BENCH_RUNS the rounds
  * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
  * after it is measured, and the file system synced outside the timing). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js

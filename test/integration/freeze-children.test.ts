@@ -8,8 +8,8 @@
  * bin, ptrace freezer, with the default source and with the procfs source, which reads the same file) must
  * dump every task of the tree, every time.
  *
- * The 30,000-children tree takes most of the machine's pid space for a few seconds: on a shared machine run
- * this file under the benchmark lock (flock /tmp/tdc-coord/heavy.lock npx vitest run THIS_FILE).
+ * The 30,000-children tree takes most of a 32,768 pid space for a minute or two: on a shared machine run
+ * this file when nothing else spawns large trees.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
