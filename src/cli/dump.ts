@@ -7,6 +7,7 @@ import { manual } from './manual.js';
 import { Progress, formatStats } from './progress.js';
 import { addStreamOptions, streamToStdout, type StreamCliOptions } from './stream.js';
 import { collect, parsePid } from '../collector/collect.js';
+import { processOwner } from '../collector/owner.js';
 import { writeImages } from '../image/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
@@ -88,7 +89,7 @@ export function register(program: Command): void {
       const t0 = performance.now();
       if (dir) {
         progress.phase('write', snapshot.tasks.length);
-        await writeImages(snapshot, dir, { force: !!opts.force });
+        await writeImages(snapshot, dir, { force: !!opts.force, owner: processOwner });
       } else {
         await streamToStdout(snapshot.info, snapshot.tasks, opts.format);
       }

@@ -11,12 +11,21 @@
  *   renamed away (`.<name>.old-<pid>-<rand>`), the new one renamed in, and the old one removed
  * - target exists and is not a directory: refused with OutputError
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
+ *
+ * Leftovers: a writer killed with SIGKILL leaves its `.<name>.tmp-…` (killed while staging) or
+ * `.<name>.old-…` (killed between moving the previous dump aside and removing it) behind. Their names are
+ * `.<name>.{tmp,old}-<pid>-<tag>-<rand>`, tag identifying the writer beyond its pid (WriteOptions.owner: its
+ * start time and pid namespace). The next write to the same target removes the leftovers of that target whose
+ * writer is certainly gone (owner.gone), and nothing else: not another target's, not a live writer's, not a
+ * file, not a name of another form.
  */
 import {
-  closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmSync, writeSync,
+  closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync,
+  unlinkSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import protobuf from 'protobufjs';
 import type { Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
@@ -28,9 +37,22 @@ import { schemas } from './schema.js';
 import { syncfs } from '../sys/fs.js';
 import { errnoName } from '../sys/libc.js';
 
+/** Who writes: embedded in the temporary names, and asked about the writers of leftovers. */
+export interface WriteOwner {
+  /** identity of this writer beyond its pid ([0-9A-Za-z.]+), e.g. start time and pid namespace */
+  readonly tag: string;
+  /**
+   * True only when the writer (pid, and tag when the name has one) is certainly not running: a leftover of
+   * it may be removed. Undecidable (another pid namespace, a live process) is false.
+   */
+  gone(pid: number, tag: string | undefined): boolean;
+}
+
 export interface WriteOptions {
   /** replace a non-empty target directory */
   force?: boolean;
+  /** the writer's identity; with it, leftovers of dead writers of the same target are removed first */
+  owner?: WriteOwner;
   /** core_entry.mtype; defaults to this host's architecture */
   mtype?: number;
 }
@@ -53,14 +75,56 @@ export function encodeImages(snapshot: Snapshot, opts: { mtype?: number } = {}):
 
   files.set('inventory.img', frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]));
   files.set('pstree.img', frameImage(KIND.pstree, groups.map((g, i) => s.pstree.encode(pstreeEntry(g, i === 0)).finish())));
+  // every core-TID.img: the messages encoded back to back into one protobufjs writer (one allocation for
+  // all), then framed into one arena; each file is a view of it
+  const w = protobuf.Writer.create();
+  const names: string[] = [];
+  const ends: number[] = [];
   for (const g of groups) {
     for (const t of [g.leader, ...g.threads]) {
-      files.set(`core-${t.pid}.img`, frameImage(KIND.core, [s.core.encode(coreEntry(t, g, mtype)).finish()]));
+      s.core.encode(coreEntry(t, g, mtype), w);
+      names.push(`core-${t.pid}.img`);
+      ends.push(w.len);
     }
   }
-  const tasks: Uint8Array[] = [s.header.encode(headerToPb(snapshot.info)).finish()];
-  for (const t of snapshot.tasks) tasks.push(s.task.encode(taskToPb(t)).finish());
-  files.set('tasks.img', frameImage(KIND.tasks, tasks));
+  const cores = w.finish();
+  const core = KIND.core;
+  const arena = Buffer.allocUnsafe(cores.length + 12 * names.length);
+  let off = 0;
+  let start = 0;
+  for (let i = 0; i < names.length; i++) {
+    const len = ends[i] - start;
+    const at = off;
+    arena.writeUInt32LE(core.head, off);
+    arena.writeUInt32LE(core.magic, off + 4);
+    arena.writeUInt32LE(len, off + 8);
+    arena.set(cores.subarray(start, ends[i]), off + 12);
+    off += 12 + len;
+    start = ends[i];
+    files.set(names[i], arena.subarray(at, off));
+  }
+  // tasks.img: the header and one entry per task, each after its u32 length, encoded the same way
+  const tw = protobuf.Writer.create();
+  const tends: number[] = [];
+  s.header.encode(headerToPb(snapshot.info), tw);
+  tends.push(tw.len);
+  for (const t of snapshot.tasks) {
+    s.task.encode(taskToPb(t), tw);
+    tends.push(tw.len);
+  }
+  const entries = tw.finish();
+  const tasks = Buffer.allocUnsafe(8 + 4 * tends.length + entries.length);
+  tasks.writeUInt32LE(KIND.tasks.head, 0);
+  tasks.writeUInt32LE(KIND.tasks.magic, 4);
+  off = 8;
+  start = 0;
+  for (const end of tends) {
+    tasks.writeUInt32LE(end - start, off);
+    tasks.set(entries.subarray(start, end), off + 4);
+    off += 4 + end - start;
+    start = end;
+  }
+  files.set('tasks.img', tasks);
   return files;
 }
 
@@ -74,8 +138,10 @@ function isEmptyDir(path: string): boolean {
   return readdirSync(path).length === 0;
 }
 
+const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL;
+
 function writeFile(path: string, data: Buffer): void {
-  const fd = openSync(path, 'wx', 0o644);
+  const fd = openSync(path, CREATE, 0o644);
   try {
     let off = 0;
     while (off < data.length) off += writeSync(fd, data, off, data.length - off);
@@ -94,13 +160,63 @@ function fsyncPath(path: string): void {
   }
 }
 
-const suffix = (): string => `${process.pid}-${randomBytes(4).toString('hex')}`;
+const TAG_RE = /^[0-9A-Za-z.]+$/;
+
+function suffix(owner: WriteOwner | undefined): string {
+  const tag = owner && TAG_RE.test(owner.tag) ? `${owner.tag}-` : '';
+  return `${process.pid}-${tag}${randomBytes(4).toString('hex')}`;
+}
+
+/** A leftover's writer, parsed from `.<name>.{tmp,old}-<pid>[-<tag>]-<8 hex>`; undefined for any other name. */
+export function leftoverOwner(entry: string, name: string): { pid: number; tag: string | undefined } | undefined {
+  let rest: string | undefined;
+  for (const kind of ['tmp', 'old']) {
+    const prefix = `.${name}.${kind}-`;
+    if (entry.startsWith(prefix)) rest = entry.slice(prefix.length);
+  }
+  if (rest === undefined) return undefined;
+  const parts = rest.split('-');
+  if (parts.length < 2 || parts.length > 3) return undefined;
+  const [pidText, tag] = parts.length === 3 ? [parts[0], parts[1]] : [parts[0], undefined];
+  if (!/^[1-9][0-9]{0,9}$/.test(pidText) || !/^[0-9a-f]{8}$/.test(parts[parts.length - 1])) return undefined;
+  if (tag !== undefined && !TAG_RE.test(tag)) return undefined;
+  return { pid: Number(pidText), tag };
+}
+
+/**
+ * Remove the leftovers of target `name` in `parent` whose writer is gone (best effort: a leftover that
+ * cannot be removed stays, and the write goes on). Returns the names removed.
+ */
+export function removeLeftovers(parent: string, name: string, owner: WriteOwner): string[] {
+  const removed: string[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync(parent);
+  } catch {
+    return removed;
+  }
+  for (const entry of entries) {
+    const who = leftoverOwner(entry, name);
+    if (!who || who.pid === process.pid) continue;
+    const path = join(parent, entry);
+    try {
+      if (!lstatSync(path).isDirectory()) continue;
+      if (!owner.gone(who.pid, who.tag)) continue;
+      rmSync(path, { recursive: true, force: true });
+      removed.push(entry);
+    } catch {
+      /* stays */
+    }
+  }
+  return removed;
+}
 
 interface Plan {
   target: string;
   parent: string;
   name: string;
   existing: 'none' | 'empty' | 'full';
+  owner: WriteOwner | undefined;
   files: Map<string, Buffer>;
 }
 
@@ -121,11 +237,12 @@ function plan(snapshot: Snapshot, dir: string, opts: WriteOptions): Plan {
   if (existing === 'full' && !opts.force) {
     throw new OutputError(target, `output directory ${target} exists and is not empty (use --force to replace it)`);
   }
-  return { target, parent, name, existing, files: encodeImages(snapshot, opts) };
+  if (opts.owner) removeLeftovers(parent, name, opts.owner);
+  return { target, parent, name, existing, owner: opts.owner, files: encodeImages(snapshot, opts) };
 }
 
 function makeTemp(p: Plan): string {
-  const tmp = join(p.parent, `.${p.name}.tmp-${suffix()}`);
+  const tmp = join(p.parent, `.${p.name}.tmp-${suffix(p.owner)}`);
   try {
     mkdirSync(tmp, { mode: 0o755 });
   } catch (e) {
@@ -137,8 +254,9 @@ function makeTemp(p: Plan): string {
 /** Write every file (no fsync yet); returns the byte count. */
 function stage(p: Plan, tmp: string): number {
   let bytes = 0;
+  const base = tmp + '/';
   for (const [file, data] of p.files) {
-    const path = join(tmp, file);
+    const path = base + file;
     try {
       writeFile(path, data);
     } catch (e) {
@@ -147,6 +265,20 @@ function stage(p: Plan, tmp: string): number {
     bytes += data.length;
   }
   return bytes;
+}
+
+/**
+ * Remove a previous dump moved aside: a flat directory of image files, so one unlink per file and no stat
+ * (what a generic recursive removal would add per entry); anything else in it falls back to rmSync.
+ */
+function removeDump(dir: string): void {
+  try {
+    const base = dir + '/';
+    for (const name of readdirSync(dir)) unlinkSync(base + name);
+    rmdirSync(dir);
+  } catch {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 /** Up to this many files an fsync each is cheaper than a syncfs, which flushes everything dirty on the file system. */
@@ -190,7 +322,7 @@ function commit(p: Plan, tmp: string): void {
   }
   let old: string | undefined;
   if (p.existing === 'full') {
-    old = join(p.parent, `.${p.name}.old-${suffix()}`);
+    old = join(p.parent, `.${p.name}.old-${suffix(p.owner)}`);
     try {
       renameSync(p.target, old);
     } catch (e) {
@@ -206,7 +338,7 @@ function commit(p: Plan, tmp: string): void {
     throw outputError(p.target, 'rename into place', e);
   }
   try {
-    if (old !== undefined) rmSync(old, { recursive: true, force: true });
+    if (old !== undefined) removeDump(old);
     fsyncPath(p.parent);
   } catch (e) {
     throw outputError(p.parent, 'sync', e);

@@ -3,8 +3,8 @@
  *
  * All calls are synchronous koffi calls on the calling JS thread. ptrace ties a tracee to the *thread* that
  * attached it, so every call for one frozen tree must come from the same thread (Node's main thread when
- * collect() runs there). glibc's ptrace() is variadic; it is declared as such so the call is correct on every
- * ABI (the cost is well under a microsecond per call).
+ * collect() runs there). glibc's ptrace() is variadic; it is declared as such where the ABI needs it, and
+ * with fixed integer arguments on x86-64 and aarch64, where both pass them alike (see ptraceI).
  *
  * These wrappers return -errno instead of throwing where a failure is an ordinary outcome for a freezer
  * (ESRCH: the task is gone; EPERM: zombie, already traced, or not permitted). The caller decides.
@@ -42,13 +42,21 @@ export const SIGTRAP = 5;
 
 const ptraceV = libc.func('long ptrace(int request, ...)');
 const ptraceBuf = libc.func('long ptrace(int request, ...)');
+/**
+ * On x86-64 and aarch64 Linux a variadic callee reads integer arguments from the same registers a
+ * fixed-arity call fills (x86-64's %al only tells it how many vector registers to save), so the hot requests
+ * (seize, interrupt, detach, cont: integer arguments only) go through a fixed-arity declaration, which koffi
+ * calls without parsing argument types on every call.
+ */
+const FIXED_OK = process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64');
+const ptraceI = FIXED_OK ? libc.func('long ptrace(int request, int pid, intptr_t addr, intptr_t data)') : undefined;
 const waitpidF = libc.func('int waitpid(int pid, void *status, int options)');
 const killF = libc.func('int kill(int pid, int sig)');
 const tgkillF = libc.func('int tgkill(int tgid, int tid, int sig)');
 
 /** ptrace(request, pid, addr, data) with integer addr/data. Returns the result, or -errno. */
 export function ptrace(request: number, pid: number, addr = 0, data = 0): number {
-  const r = Number(ptraceV(request, 'int', pid, 'intptr_t', addr, 'intptr_t', data));
+  const r = ptraceI ? Number(ptraceI(request, pid, addr, data)) : Number(ptraceV(request, 'int', pid, 'intptr_t', addr, 'intptr_t', data));
   return r < 0 ? -lastErrno() : r;
 }
 

@@ -25,9 +25,9 @@ describe('readStat', () => {
     // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime cutime
     // cstime priority nice num_threads ...
     writeFileSync(f, '4242 (a) b (c) T 17 4242 4242 0 -1 4194560 90 0 0 0 1 2 0 0 20 0 3 0 12345 0 0\n');
-    expect(readStat(f)).toEqual({ state: 'T', ppid: 17, numThreads: 3 });
+    expect(readStat(f)).toEqual({ state: 'T', ppid: 17, numThreads: 3, startTime: 12345 });
     writeFileSync(f, '7 (x) Z 1 7 7 0 -1 4227084 0 0 0 0 0 0 0 0 20 0 1 0 99 0 0\n');
-    expect(readStat(f)).toEqual({ state: 'Z', ppid: 1, numThreads: 1 });
+    expect(readStat(f)).toEqual({ state: 'Z', ppid: 1, numThreads: 1, startTime: 99 });
     expect(readStat(join(tmp, 'missing'))).toBeUndefined();
   });
   it('agrees with /proc for this process', () => {

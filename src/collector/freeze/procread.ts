@@ -1,83 +1,43 @@
 /**
- * The few /proc reads the freezers need, done with one shared buffer and no text splitting:
- * the state/ppid/num_threads of a task (stat), the thread ids of a process (task/), the children of a
- * thread (task/TID/children), and TracerPid (status, only on the rare EPERM path).
+ * The few /proc reads the freezers need, through the one /proc reader (../procfile.ts, shared with the procfs
+ * source): the state/ppid/num_threads of a task (stat), the thread ids of a process (task/), the children of
+ * a thread (task/TID/children), and TracerPid/Tgid (status, only on rare paths).
  */
-import { closeSync, openSync, readSync, readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import type { TaskState } from '../task.js';
 import { TASK_STATES } from '../task.js';
+import { ProcFile } from '../procfile.js';
 
-const buf = Buffer.alloc(1 << 16);
-const SPACE = 0x20;
+const f = new ProcFile();
 const CLOSE_PAREN = 0x29;
-
-/** Read a whole /proc file into the shared buffer; returns its length, or -1 when the task is gone. */
-function readProc(path: string): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') return -1;
-    throw e;
-  }
-  try {
-    let n = 0;
-    for (;;) {
-      let r: number;
-      try {
-        r = readSync(fd, buf, n, buf.length - n, null);
-      } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code;
-        if (code === 'ESRCH' || code === 'ENOENT') return -1;
-        throw e;
-      }
-      if (r === 0 || n + r >= buf.length) return n + r;
-      n += r;
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
-/** Parse an unsigned decimal at buf[i..]; returns [value, index after it]. */
-function num(i: number, end: number): [number, number] {
-  let v = 0;
-  let c = buf[i];
-  let neg = false;
-  if (c === 0x2d) { neg = true; i++; c = buf[i]; }
-  while (i < end && c >= 0x30 && c <= 0x39) {
-    v = v * 10 + (c - 0x30);
-    c = buf[++i];
-  }
-  return [neg ? -v : v, i];
-}
 
 export interface StatInfo {
   state: TaskState;
   ppid: number;
   numThreads: number;
+  /** start time in clock ticks after boot (field 22): identifies a task across pid reuse */
+  startTime: number;
 }
 
 const STATE_BY_CODE = new Map<number, TaskState>(TASK_STATES.map((s) => [s.charCodeAt(0), s]));
 
 /**
- * State, ppid and num_threads from /proc/PID/stat or /proc/PID/task/TID/stat; undefined when the task is
- * gone. comm ends at the LAST ')' (a comm can hold ')' and spaces).
+ * State, ppid, num_threads and start time from /proc/PID/stat or /proc/PID/task/TID/stat; undefined when the
+ * task is gone. comm ends at the LAST ')' (a comm can hold ')' and spaces).
  */
 export function readStat(path: string): StatInfo | undefined {
-  const n = readProc(path);
+  const n = f.read(path);
   if (n <= 0) return undefined;
-  const close = buf.lastIndexOf(CLOSE_PAREN, n - 1);
+  const close = f.buf.lastIndexOf(CLOSE_PAREN, n - 1);
   if (close < 0) return undefined;
-  const code = buf[close + 2];
-  const state = STATE_BY_CODE.get(code) ?? 'R';
-  let [ppid, i] = num(close + 4, n);
-  // skip fields 5..19 (pgrp .. nice): 15 spaces
-  let spaces = 0;
-  while (i < n && spaces < 16) if (buf[i++] === SPACE) spaces++;
-  const [numThreads] = num(i, n);
-  return { state, ppid, numThreads };
+  const state = STATE_BY_CODE.get(f.buf[close + 2]) ?? 'R';
+  f.pos = close + 4;
+  const ppid = f.int(); // 4
+  f.skip(15); // 5 pgrp .. 19 nice
+  const numThreads = f.int(); // 20
+  f.skip(1); // 21 itrealvalue
+  const startTime = f.int(); // 22
+  return { state, ppid, numThreads, startTime };
 }
 
 /** Thread ids of process pid (from /proc/PID/task); empty when the process is gone. */
@@ -95,61 +55,44 @@ export function listThreads(pid: number): number[] {
   return out;
 }
 
-/** Children of thread tid of process pid (/proc/PID/task/TID/children), appended to out. */
+/** Children of thread tid of process pid (/proc/PID/task/TID/children, read whole), appended to out. */
 export function readChildren(pid: number, tid: number, out: number[]): void {
-  const n = readProc(`/proc/${pid}/task/${tid}/children`);
-  let i = 0;
-  while (i < n) {
-    if (buf[i] === SPACE || buf[i] === 0x0a) { i++; continue; }
-    const [v, j] = num(i, n);
-    if (j === i) { i++; continue; }
-    out.push(v);
-    i = j;
-  }
+  f.readPids(`/proc/${pid}/task/${tid}/children`, out);
+}
+
+/** The value of "\nKey:" in the status text, parsed as a decimal. */
+function statusField(text: string, key: string): number | undefined {
+  const i = text.indexOf(`\n${key}:`);
+  return i < 0 ? undefined : parseInt(text.slice(i + key.length + 2), 10);
+}
+
+function readStatusText(tid: number): string | undefined {
+  return f.read(`/proc/${tid}/status`) > 0 ? f.text() : undefined;
 }
 
 /** TracerPid and State letter from /proc/TID/status (rare paths only). */
 export function readTracer(tid: number): { tracerPid: number; state: string } | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${tid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const t = text.indexOf('\nTracerPid:');
+  const text = readStatusText(tid);
+  if (text === undefined) return undefined;
   const s = text.indexOf('\nState:');
   return {
-    tracerPid: t < 0 ? 0 : parseInt(text.slice(t + 11), 10),
+    tracerPid: statusField(text, 'TracerPid') ?? 0,
     state: s < 0 ? '?' : text.slice(s + 7).trimStart().charAt(0),
   };
 }
 
 /** Tgid of a task (rare paths only). */
 export function readTgid(tid: number): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${tid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const i = text.indexOf('\nTgid:');
-  return i < 0 ? undefined : parseInt(text.slice(i + 6), 10);
+  const text = readStatusText(tid);
+  return text === undefined ? undefined : statusField(text, 'Tgid');
 }
 
 /** comm of a task, for messages. */
 export function readComm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'latin1').trimEnd();
-  } catch {
-    return '?';
-  }
+  return f.read(`/proc/${pid}/comm`) >= 0 ? f.text().trimEnd() : '?';
 }
 
 /** wchan of a task, for messages about tasks that do not stop. */
 export function readWchan(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/wchan`, 'latin1').trim() || '0';
-  } catch {
-    return '?';
-  }
+  return f.read(`/proc/${pid}/wchan`) >= 0 ? f.text().trim() || '0' : '?';
 }

@@ -71,8 +71,6 @@ interface Seized {
   st: St;
   /** the task reported a group-stop (it was, or became, job-control stopped) */
   groupStop: boolean;
-  /** seized, but its pid was reused by a task outside the tree: released once stopped */
-  foreign: boolean;
 }
 
 export interface PtraceFreezeStats {
@@ -138,7 +136,6 @@ export class PtraceSession {
       this.attach(pid, pid, p.parent, batch);
     }
     this.waitAll(batch);
-    this.dropForeign(batch);
     // 2. threads of multi-threaded processes, until a listing finds nothing new
     let todo = level.filter((pid) => {
       const p = this.procs.get(pid);
@@ -195,9 +192,12 @@ export class PtraceSession {
   }
 
   /**
-   * Seize tid, read its pre-freeze state, interrupt it; push it to batch when there is a stop to wait for.
-   * expectPpid: for a leader found in a children list, the parent it must still have (else its pid was
-   * reused meanwhile: it is released again once stopped, and not part of the tree).
+   * Check that tid belongs to the tree, seize it, read its pre-freeze state, interrupt it; push it to batch
+   * when there is a stop to wait for. expectPpid: for a leader found in a children list, the parent it must
+   * have. It is checked BEFORE the seize, so a task outside the tree is never touched. (For the pid to name
+   * another task at the seize, the child would have to exit, be reaped by a parent that is stopped, and its
+   * pid be handed out again after a whole cycle of the pid space, in the microseconds between the read and
+   * the seize; collect() would still refuse the snapshot: every frozen task must be in it.)
    */
   private attach(tid: number, tgid: number, expectPpid: number | undefined, batch: number[]): void {
     const p = this.procs.get(tgid)!;
@@ -206,6 +206,11 @@ export class PtraceSession {
       p.threads.add(tid);
       return;
     }
+    const path = tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`;
+    const before: StatInfo | undefined = readStat(path);
+    if (!before) return this.vanish(tid, tgid);
+    if (expectPpid !== undefined && before.ppid !== expectPpid) return this.notOurs(tid, tgid);
+    if (before.state === 'Z' || before.state === 'X') return this.zombie(tid, p);
     const r = pt.seize(tid, pt.PTRACE_O_TRACECLONE);
     if (r < 0) {
       if (r === -ESRCH) return this.vanish(tid, tgid);
@@ -213,34 +218,24 @@ export class PtraceSession {
       throw new SysError('ptrace(PTRACE_SEIZE)', -r, tid);
     }
     this.stats.seized++;
-    const st: StatInfo | undefined = readStat(tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`);
-    const s: Seized = { tgid, st: St.Pending, groupStop: false, foreign: false };
-    this.seized.set(tid, s);
-    if (st && expectPpid !== undefined && st.ppid !== expectPpid) {
-      s.foreign = true;
-    } else {
-      p.threads.add(tid);
-      // 't' right after the seize: it was in job-control stop (confirmed by its group-stop report)
-      this.states.set(tid, st ? (st.state === 't' ? 'T' : st.state) : 'R');
-      if (tid === tgid && st && st.numThreads > 1) p.multi = true;
-    }
+    this.seized.set(tid, { tgid, st: St.Pending, groupStop: false });
+    p.threads.add(tid);
+    // the state read just before the seize; a job-control stop ('T') is confirmed by its group-stop report
+    this.states.set(tid, before.state === 't' ? 'T' : before.state);
+    if (tid === tgid && before.numThreads > 1) p.multi = true;
     const ri = pt.interrupt(tid);
     if (ri < 0 && ri !== -ESRCH) throw new SysError('ptrace(PTRACE_INTERRUPT)', -ri, tid);
     // on ESRCH it is exiting; waitpid reports the exit
     batch.push(tid);
   }
 
-  /** Release the tasks that turned out not to belong to the tree (a pid reused during the seize). */
-  private dropForeign(batch: number[]): void {
-    for (const tid of batch) {
-      const s = this.seized.get(tid);
-      if (!s?.foreign) continue;
-      if (s.st === St.Stopped) pt.detach(tid, 0);
-      this.seized.delete(tid);
-      this.stats.seized--;
-      const p = this.procs.get(s.tgid);
-      if (p && tid === s.tgid && p.threads.size === 0) this.procs.delete(s.tgid);
-    }
+  /** A pid from a children list whose parent is now another task: its pid was reused; never seized. */
+  private notOurs(tid: number, tgid: number): void {
+    this.stats.vanished++;
+    const p = this.procs.get(tgid);
+    if (p && tid === tgid && p.threads.size === 0) this.procs.delete(tgid);
+    // the task we listed exited; its own children may have moved to a subreaper of the tree
+    this.dirty = true;
   }
 
   private zombie(tid: number, p: Proc): void {
@@ -333,7 +328,7 @@ export class PtraceSession {
     const tgid = readTgid(child) ?? parentTgid;
     this.stats.seized++;
     this.stats.cloned++;
-    this.seized.set(child, { tgid, st: St.Pending, groupStop: false, foreign: false });
+    this.seized.set(child, { tgid, st: St.Pending, groupStop: false });
     this.states.set(child, 'R');
     if (tgid === parentTgid) this.procs.get(parentTgid)?.threads.add(child);
     // a clone()d process is found again in its parent's children list, registered then, and scanned

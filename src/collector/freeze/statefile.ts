@@ -12,6 +12,7 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, readdirSync, readFileSync, renameSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { thawCgroup, type Hierarchy } from './cgroupfs.js';
+import { readStat } from './procread.js';
 
 export interface FreezeRecord {
   /** cgroup directory */
@@ -43,14 +44,7 @@ export function recordFile(cgroupDir: string): string {
 
 /** Start time of a process (stat field 22), undefined when it does not exist. */
 export function startTimeOf(pid: number): number | undefined {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
-  return Number(rest[19]);
+  return readStat(`/proc/${pid}/stat`)?.startTime;
 }
 
 /** Write the record atomically (temp file + rename). Returns the file. */

@@ -11,40 +11,30 @@
  *               get_robust_list(tid) (one syscall, src/sys/robust.ts)
  *   per process readdir(/proc/PID/task), only when stat's num_threads says there is more than one thread
  *
- * Every file is opened, read once into one reusable buffer and closed (3 syscalls; a seq_file that may
- * span pages, i.e. `children`, is read again only when the first read came back nearly a page long).
+ * Every file is read whole through the one /proc reader (../procfile.ts, shared with the freezers): opened,
+ * read into one reusable buffer that grows as needed, closed (3 syscalls; `children`, a seq_file handed out a
+ * page per read, takes one read per page).
  * Values are parsed from the bytes in place: no split, no regex, no per-line strings.
  * securebits is not in /proc, so it stays undefined and is listed in `missing`.
  *
  * The walk is one pass: on a frozen tree it is exact; on a live tree, tasks that vanish mid-walk
  * (ENOENT/ESRCH) are skipped and a child whose parent no longer matches (pid reused) is dropped.
  */
-import { closeSync, existsSync, openSync, readSync, readdirSync, constants as fsc } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { NoProcessError, PermissionError, UnavailableError } from '../../errors.js';
 import { getRobustList, type RobustList } from '../../sys/robust.js';
 import type { Mask64, OptionalField, Task, TaskState } from '../task.js';
 import type { Probe, Source, SourceFactory, SourceStats } from './source.js';
+import { DENIED, GONE, ProcFile, type ProcFileKind } from '../procfile.js';
 
-/** read() came back with a task that no longer exists */
-const GONE = -1;
-/** a seq_file (children) fills at most one page per read; a shorter answer than this is the end */
-const SEQ_PAGE_END = 4096 - 32;
+const O_DIRECTORY_SCAN_SYSCALLS = 4;
 
-const O_RDONLY = fsc.O_RDONLY;
-
-const C_SPACE = 0x20, C_TAB = 0x09, C_NL = 0x0a, C_MINUS = 0x2d, C_LPAREN = 0x28, C_RPAREN = 0x29, C_COLON = 0x3a;
+const C_SPACE = 0x20, C_TAB = 0x09, C_NL = 0x0a, C_LPAREN = 0x28, C_RPAREN = 0x29, C_COLON = 0x3a;
 const C_0 = 0x30, C_9 = 0x39;
 
 /** task state by its /proc letter; unknown letters are kept as they are */
 const STATE_BY_CODE: string[] = [];
 for (let c = 0; c < 128; c++) STATE_BY_CODE.push(String.fromCharCode(c));
-
-const HEX: Int8Array = (() => {
-  const h = new Int8Array(256).fill(-1);
-  for (let i = 0; i < 10; i++) h[0x30 + i] = i;
-  for (let i = 0; i < 6; i++) { h[0x61 + i] = 10 + i; h[0x41 + i] = 10 + i; }
-  return h;
-})();
 
 const bytes = (s: string): Uint8Array => Uint8Array.from(s, (c) => c.charCodeAt(0));
 const K_TGID = bytes('Tgid');
@@ -66,111 +56,17 @@ function errCode(e: unknown): string | undefined {
 }
 
 /**
- * Reads whole /proc files into one growing buffer and parses numbers out of it in place.
- * `pos` is the parse cursor.
+ * The shared /proc reader (../procfile.ts) with the source's permission rule: a refused read is a
+ * PermissionError naming CAP_SYS_PTRACE and the pid when `strict` (a tree walk), else the field is skipped.
  */
-class ProcReader {
-  buf: Buffer = Buffer.allocUnsafe(1 << 16);
-  len = 0;
-  pos = 0;
-  syscalls = 0;
-
-  /**
-   * Read `path` whole into buf. Returns its length, or GONE when the task no longer exists.
-   * EACCES/EPERM throw PermissionError when `strict`, else return GONE - 1 (-2).
-   */
-  read(path: string, pid: number, seq: boolean, strict: boolean): number {
-    let fd: number;
-    this.syscalls++;
-    try {
-      fd = openSync(path, O_RDONLY);
-    } catch (e) {
-      return this.failed(e, path, pid, strict);
-    }
-    let n = 0;
-    try {
-      for (;;) {
-        if (n === this.buf.length) {
-          const bigger = Buffer.allocUnsafe(this.buf.length * 2);
-          this.buf.copy(bigger, 0, 0, n);
-          this.buf = bigger;
-        }
-        this.syscalls++;
-        const r = readSync(fd, this.buf, n, this.buf.length - n, null);
-        n += r;
-        if (r === 0) break;
-        // single_open files (stat, status, personality) hand out everything in one read when it fits;
-        // a seq_file of records (children) at most a page per read
-        if (seq ? r < SEQ_PAGE_END : n < this.buf.length) break;
-      }
-    } catch (e) {
-      return this.failed(e, path, pid, strict);
-    } finally {
-      this.syscalls++;
-      closeSync(fd);
-    }
-    this.len = n;
-    this.pos = 0;
-    return n;
-  }
-
-  private failed(e: unknown, path: string, pid: number, strict: boolean): number {
-    const code = errCode(e);
-    if (code === 'ENOENT' || code === 'ESRCH') return GONE;
-    if (code === 'EACCES' || code === 'EPERM') {
-      if (!strict) return GONE - 1;
-      throw new PermissionError('CAP_SYS_PTRACE', pid,
-        `cannot read ${path}: reading pid ${pid} needs CAP_SYS_PTRACE (or the same user)`);
-    }
-    throw e;
-  }
-
-  /** parse a signed decimal at pos and step over one separator */
-  int(): number {
-    const b = this.buf;
-    let p = this.pos;
-    let neg = false;
-    if (b[p] === C_MINUS) { neg = true; p++; }
-    let v = 0;
-    let c = b[p];
-    while (c >= C_0 && c <= C_9) { v = v * 10 + (c - C_0); c = b[++p]; }
-    this.pos = p + 1;
-    return neg ? -v : v;
-  }
-
-  /** step over `n` space-separated fields */
-  skip(n: number): void {
-    const b = this.buf;
-    let p = this.pos;
-    while (n > 0) {
-      while (b[p] !== C_SPACE) p++;
-      p++;
-      n--;
-    }
-    this.pos = p;
-  }
-
-  /** parse 16 hex digits at pos into [lo, hi] */
-  mask64(): Mask64 {
-    const b = this.buf;
-    let p = this.pos;
-    let hi = 0, lo = 0, d = 0;
-    // as many hex digits as there are (16 for every mask /proc prints); the low 8 go into lo
-    let end = p;
-    while (HEX[b[end]] >= 0) end++;
-    const split = end - 8 > p ? end - 8 : p;
-    for (; p < split; p++) { d = HEX[b[p]]; hi = hi * 16 + d; }
-    for (; p < end; p++) { d = HEX[b[p]]; lo = lo * 16 + d; }
-    this.pos = end + 1;
-    return [lo >>> 0, hi >>> 0];
-  }
-
-  /** bytes [pos, pos+key.length) equal key and are followed by ':' */
-  isKey(key: Uint8Array, p: number, colon: number): boolean {
-    if (colon - p !== key.length) return false;
-    const b = this.buf;
-    for (let i = 0; i < key.length; i++) if (b[p + i] !== key[i]) return false;
-    return true;
+class ProcReader extends ProcFile {
+  /** Read `path` whole; its length, or GONE (also for a refusal when not strict). */
+  readTask(path: string, pid: number, kind: ProcFileKind, strict: boolean): number {
+    const n = this.read(path, kind);
+    if (n !== DENIED) return n;
+    if (!strict) return GONE - 1;
+    throw new PermissionError('CAP_SYS_PTRACE', pid,
+      `cannot read ${path}: reading pid ${pid} needs CAP_SYS_PTRACE (or the same user)`);
   }
 }
 
@@ -202,6 +98,7 @@ export class ProcfsSource implements Source {
     startTime: 0, rtPriority: 0, policy: 0, exitCode: 0,
   };
   private readonly robust: RobustList = { head: 0, len: 0 };
+  private readonly kids: number[] = [];
   private closed = false;
   /** Tgid: of the last status parsed */
   private statusTgid = 0;
@@ -232,7 +129,7 @@ export class ProcfsSource implements Source {
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {
     this.check();
     const r = this.r;
-    r.syscalls += 4; // open, getdents64 until empty, close (approximately: a big /proc takes more getdents)
+    r.syscalls += O_DIRECTORY_SCAN_SYSCALLS; // open, getdents64 until empty, close (approximately: a big /proc takes more getdents)
     const names = readdirSync('/proc');
     const tasks: Task[] = [];
     for (const name of names) {
@@ -270,7 +167,7 @@ export class ProcfsSource implements Source {
     if (!threads || this.st.numThreads <= 1) return true;
     // the leader's stat said there are more threads: list them
     let names: string[];
-    this.r.syscalls += 4;
+    this.r.syscalls += O_DIRECTORY_SCAN_SYSCALLS;
     try {
       names = readdirSync(`/proc/${tgid}/task`);
     } catch (e) {
@@ -295,12 +192,12 @@ export class ProcfsSource implements Source {
   private readTask(tgid: number, tid: number, parent: number, strict: boolean, queue: number[] | undefined): Task | undefined {
     const r = this.r;
     const base = `/proc/${tgid}/task/${tid}/`;
-    if (r.read(base + 'stat', tgid, false, strict) < 0) return undefined;
+    if (r.readTask(base + 'stat', tgid, 'single', strict) < 0) return undefined;
     const st = this.st;
     this.parseStat(st);
     // a pid found in a children file whose parent is now someone else was reused meanwhile
     if (parent >= 0 && st.ppid !== parent) return undefined;
-    if (r.read(base + 'status', tgid, false, strict) < 0) return undefined;
+    if (r.readTask(base + 'status', tgid, 'single', strict) < 0) return undefined;
     const t: Task = {
       pid: tid,
       tgid,
@@ -324,20 +221,18 @@ export class ProcfsSource implements Source {
     // status fills the ids, caps, groups, sigBlk, noNewPrivs, seccomp; optional keys appear only when read
     this.parseStatus(t);
     // personality needs PTRACE_MODE_ATTACH: without it the field stays undefined outside a tree walk
-    const pn = r.read(base + 'personality', tgid, false, strict);
+    const pn = r.readTask(base + 'personality', tgid, 'single', strict);
     if (pn === GONE) return undefined;
     if (pn > 0) {
       r.pos = 0;
       t.personality = r.mask64()[0];
     }
     if (queue) {
-      if (r.read(base + 'children', tgid, true, strict) < 0) return undefined;
-      r.pos = 0;
-      while (r.pos < r.len) {
-        const c = r.buf[r.pos];
-        if (c < C_0 || c > C_9) { r.pos++; continue; }
-        queue.push(r.int(), tgid);
-      }
+      if (r.readTask(base + 'children', tgid, 'records', strict) < 0) return undefined;
+      const kids = this.kids;
+      kids.length = 0;
+      r.numbers(kids);
+      for (const c of kids) queue.push(c, tgid);
     }
     r.syscalls++;
     const rb = this.robust;
