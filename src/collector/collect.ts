@@ -8,8 +8,9 @@ import { hostname, release } from 'node:os';
 import { NoProcessError, UnavailableError, UsageError, PermissionError } from '../errors.js';
 import { FREEZERS } from './freeze/index.js';
 import type { FreezeOptions } from './freeze/freezer.js';
-import { AUTO_ORDER, SOURCES } from './sources/index.js';
-import type { Source } from './sources/source.js';
+import { SMALL_TREE, SOURCES, estimateTree } from './sources/index.js';
+import { pinPath, pinnedReadable } from './sources/bpf/bpf.js';
+import type { Probe, Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
@@ -74,23 +75,69 @@ function readTgid(pid: number): number | undefined {
   }
 }
 
-/** Open the named source, or the first working one for 'auto'. */
-export async function openSource(name: SourceName | 'auto' = 'auto'): Promise<Source> {
+/** What the job is, for `--source auto`'s choice: one subtree (root) or every task (root undefined). */
+export interface SourceHint {
+  root?: number;
+  /** the most processes procfs is chosen for (default SMALL_TREE) */
+  smallTree?: number;
+}
+
+/**
+ * `--source auto`'s candidates for this job, cheapest first, each with why: a pinned BPF iterator this user can
+ * read (no load); the TASKDIAG family; procfs for a small tree (estimateTree: loading the iterator would cost
+ * more than reading /proc); loading the BPF iterator; procfs. Sources whose probe fails are left out and their
+ * reasons listed in `unavailable`.
+ */
+export async function planAuto(hint: SourceHint = {}): Promise<{ plan: { name: SourceName; reason: string }[]; unavailable: string[] }> {
+  const plan: { name: SourceName; reason: string }[] = [];
+  const unavailable: string[] = [];
+  const probes = new Map<SourceName, Probe>();
+  const ok = async (n: SourceName): Promise<boolean> => {
+    let p = probes.get(n);
+    if (!p) {
+      const f = SOURCES[n];
+      p = f ? await f.probe() : { ok: false, reason: 'not built into this tdcollect' };
+      probes.set(n, p);
+      if (!p.ok) unavailable.push(`${n}: ${p.reason}`);
+    }
+    return p.ok;
+  };
+  const pinned = pinPath();
+  if (SOURCES.bpf && pinnedReadable(pinned)) plan.push({ name: 'bpf', reason: `a pinned BPF iterator is readable at ${pinned} (no load)` });
+  if (await ok('taskdiag')) plan.push({ name: 'taskdiag', reason: 'the TASKDIAG family is there (one netlink dump)' });
+  const limit = hint.smallTree ?? SMALL_TREE;
+  const size = estimateTree(hint.root, limit);
+  const all = hint.root === undefined;
+  if (size?.small && (await ok('procfs'))) {
+    plan.push({ name: 'procfs', reason: `${all ? `${size.processes} tasks in all` : `a tree of ${size.processes} process${size.processes === 1 ? '' : 'es'}`} (at most ${limit}): reading /proc costs less than loading the BPF iterator` });
+  }
+  if (await ok('bpf')) {
+    const what = !size ? 'a tree of unknown size' : all ? `${size.processes} tasks in all` : `a tree of more than ${limit} processes`;
+    plan.push({ name: 'bpf', reason: `${what}: loading the BPF iterator costs less than reading /proc` });
+  }
+  if (await ok('procfs')) plan.push({ name: 'procfs', reason: 'no faster source works here' });
+  return { plan, unavailable };
+}
+
+/**
+ * Open the named source, or for 'auto' the first of planAuto's candidates that opens; its autoReason says
+ * which and why.
+ */
+export async function openSource(name: SourceName | 'auto' = 'auto', hint: SourceHint = {}): Promise<Source> {
   if (name !== 'auto') {
     const f = SOURCES[name];
     if (!f) throw new UnavailableError(name, `source ${name} is not built into this tdcollect`);
     return f.open();
   }
-  const reasons: string[] = [];
-  for (const n of AUTO_ORDER) {
-    const f = SOURCES[n];
-    if (!f) continue;
-    const p = await f.probe();
-    if (!p.ok) { reasons.push(`${n}: ${p.reason}`); continue; }
+  const { plan, unavailable } = await planAuto(hint);
+  const reasons = [...unavailable];
+  for (const c of plan) {
     try {
-      return await f.open();
+      const s = await SOURCES[c.name]!.open();
+      s.autoReason = c.reason;
+      return s;
     } catch (e) {
-      reasons.push(`${n}: ${(e as Error).message}`);
+      reasons.push(`${c.name}: ${(e as Error).message}`);
     }
   }
   throw new UnavailableError('source', `no source works here (${reasons.join('; ')})`);
@@ -102,7 +149,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const method = opts.freeze ?? 'ptrace';
   const freezer = FREEZERS[method];
   if (!freezer) throw new UnavailableError(`freeze:${method}`, `freeze method ${method} is not available`);
-  const source = await openSource(opts.source ?? 'auto');
+  const source = await openSource(opts.source ?? 'auto', { root });
   const createdAt = Date.now();
   const timings: Snapshot['info']['timings'] = {};
   try {
@@ -138,7 +185,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     let processes = 0;
     for (const t of tasks) if (t.pid === t.tgid) processes++;
     const st = source.stats();
-    return {
+    const snapshot: Snapshot = {
       info: {
         formatVersion: FORMAT_VERSION,
         tool: `tdcollect ${VERSION}`,
@@ -159,6 +206,12 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       },
       tasks,
     };
+    // why --source auto chose the source: for --stats, about this run and not part of the snapshot (not
+    // enumerable, so neither images, JSON nor comparisons of snapshots see it)
+    if (source.autoReason !== undefined) {
+      Object.defineProperty(snapshot.info, 'sourceChoice', { value: source.autoReason, enumerable: false });
+    }
+    return snapshot;
   } finally {
     source.close();
   }

@@ -56,10 +56,12 @@ export function pinPath(): string | undefined {
   return env ?? DEFAULT_PIN_PATH;
 }
 
-/** Locate the built BPF object: beside this file (src/) or, when running from dist/, in src/. */
+/** Locate the built BPF object: beside this file (src/) or, when running from dist/ or the CLI bundle
+ * (dist/bin/), in src/. */
 export function objectPath(): string {
   const here = dirname(fileURLToPath(import.meta.url));
-  const candidates = [join(here, OBJECT_FILE), join(here, '../../../../src/collector/sources/bpf', OBJECT_FILE)];
+  const candidates = [join(here, OBJECT_FILE), join(here, '../../../../src/collector/sources/bpf', OBJECT_FILE),
+    join(here, '../../src/collector/sources/bpf', OBJECT_FILE)];
   for (const c of candidates) if (existsSync(c)) return c;
   throw new UnavailableError('bpf', `BPF object ${OBJECT_FILE} not found (looked in ${candidates.join(', ')}); run npm run build:bpf`);
 }
@@ -81,7 +83,7 @@ export function hasBpfCaps(): boolean {
   return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
 }
 
-function pinnedReadable(path: string | undefined): boolean {
+export function pinnedReadable(path: string | undefined): boolean {
   if (!path) return false;
   try {
     accessSync(path, fsConstants.R_OK);
