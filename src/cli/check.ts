@@ -197,7 +197,7 @@ export async function runCheck(): Promise<CheckReport> {
   const capabilities = CAPS.map(([name, bit, use]) =>
     hasCap(eff, bit) ? item(name, true, use) : item(name, false, `not in the caller's effective set (needed to ${use})`));
   const report: CheckReport = { kernel: release(), sources, freezers, features: features(ms), capabilities };
-  const { planAuto } = await import('../collector/collect.js');
+  const { planAuto } = await import('../collector/open-source.js');
   const every = (await planAuto()).plan[0];
   if (every) { report.auto = every.name; report.autoReason = every.reason; }
   const small = (await planAuto({ root: process.pid })).plan[0];

@@ -36,7 +36,7 @@ async function psSource(name: SourceName | 'auto', root: number | undefined): Pr
     const pinned = BpfSource.openPinned();
     if (pinned) return pinned;
   }
-  const { openSource } = await import('../collector/collect.js');
+  const { openSource } = await import('../collector/open-source.js');
   return openSource(name, { root });
 }
 
