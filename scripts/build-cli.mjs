@@ -10,11 +10,13 @@
 // Native and optional-native packages (koffi, msgpackr) stay outside the bundle and load from node_modules.
 import { build } from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
-const out = `${root}dist/bin`;
+const final = `${root}dist/bin`;
+// built aside, then swapped in: a command started meanwhile finds the old bundle or the new one, whole
+const out = `${root}dist/bin.${process.pid}.tmp`;
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
@@ -42,3 +44,7 @@ await build({
 });
 
 execFileSync(process.execPath, [`${root}scripts/gen-schemas.mjs`, `${root}dist/image`, out], { stdio: 'inherit' });
+const old = `${root}dist/bin.${process.pid}.old`;
+try { renameSync(final, old); } catch { /* first build */ }
+renameSync(out, final);
+rmSync(old, { recursive: true, force: true });
