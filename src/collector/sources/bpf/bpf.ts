@@ -6,7 +6,7 @@
  * - pinned: `tdcollect bpf pin` left an iterator link in bpffs (PIN_PATH). Opening it starts an
  *   iteration; no load, no bpf(2) call, and readable by whoever the file mode allows. A pinned iterator runs
  *   in all-tasks mode (its filter is never set), so subtrees are cut out in user space from the ppid links.
- * - loaded: this process loads the object with libbpf (0.3–0.5 s on a 6.18 kernel, mostly the verifier;
+ * - loaded: this process loads the object with libbpf (25–60 ms on a 6.18 kernel, see task_iter.bpf.c;
  *   CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN), attaches it once and, per collection, writes the root into the
  *   program's mmap'ed .bss so that the kernel filters the subtree itself.
  */
@@ -104,7 +104,7 @@ export class LoadedIterator {
     readonly filters: boolean,
   ) {}
 
-  /** Open, load and attach the task iterator (the one-time cost: 0.3–0.5 s on this project's 6.18 machines). */
+  /** Open, load and attach the task iterator (the one-time cost: 25–60 ms on this project's 6.18 machines). */
   static async load(opts: { inKernelFilter?: boolean; minCoreBtf?: boolean } = {}): Promise<LoadedIterator> {
     if (!hasBpfCaps()) {
       throw new PermissionError('CAP_BPF', undefined,
