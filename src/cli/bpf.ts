@@ -1,7 +1,7 @@
 /**
  * tdcollect bpf pin|unpin|status: keep the BPF task iterator pinned in bpffs so that later runs (dump, ps,
- * the library) open the pinned file instead of loading the program (which costs 0.3–0.5 s on a 6.18 kernel,
- * mostly verification, and needs CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN each time).
+ * the library) open the pinned file instead of loading the program (which costs 25–60 ms on a 6.18 kernel,
+ * and needs CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN each time).
  *
  * The pinned iterator runs in all-tasks mode; subtrees are cut out in user space. The pin path is
  * versioned with the record layout (tasks-vN), so a newer tdcollect never reads an older pinned program.

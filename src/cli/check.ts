@@ -9,7 +9,7 @@ import { release } from 'node:os';
 import { join } from 'node:path';
 import { action, BufferedWriter } from './common.js';
 import { EXIT } from '../errors.js';
-import { SOURCES, AUTO_ORDER } from '../collector/sources/index.js';
+import { SOURCES } from '../collector/sources/index.js';
 import { FREEZERS } from '../collector/freeze/index.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
 import { GenlConn } from '../netlink/genl.js';
@@ -31,8 +31,11 @@ export interface CheckReport {
   freezers: CheckItem[];
   features: CheckItem[];
   capabilities: CheckItem[];
-  /** the source `--source auto` would pick, if any */
+  /** the source `--source auto` would pick to list every task, if any, and why */
   auto?: SourceName;
+  autoReason?: string;
+  /** the source `--source auto` would pick for a small tree (one process), and why */
+  autoSmallTree?: { name: SourceName; reason: string };
 }
 
 const SOURCE_NAMES: readonly SourceName[] = ['taskdiag', 'bpf', 'procfs'];
@@ -178,13 +181,11 @@ export async function runCheck(): Promise<CheckReport> {
   let eff = 0n;
   try { eff = effectiveCaps(); } catch { /* no /proc */ }
   const sources: CheckItem[] = [];
-  const probes = new Map<SourceName, boolean>();
   for (const n of SOURCE_NAMES) {
     const f = SOURCES[n];
     if (!f) { sources.push(item(n, false, 'not built into this tdcollect')); continue; }
     try {
       const p = await f.probe();
-      probes.set(n, p.ok);
       sources.push(p.ok ? item(n, true, p.detail ?? '') : item(n, false, p.reason));
     } catch (e) {
       sources.push(item(n, false, `probe failed: ${(e as Error).message}`));
@@ -196,8 +197,11 @@ export async function runCheck(): Promise<CheckReport> {
   const capabilities = CAPS.map(([name, bit, use]) =>
     hasCap(eff, bit) ? item(name, true, use) : item(name, false, `not in the caller's effective set (needed to ${use})`));
   const report: CheckReport = { kernel: release(), sources, freezers, features: features(ms), capabilities };
-  const auto = AUTO_ORDER.find((n) => probes.get(n));
-  if (auto) report.auto = auto;
+  const { planAuto } = await import('../collector/open-source.js');
+  const every = (await planAuto()).plan[0];
+  if (every) { report.auto = every.name; report.autoReason = every.reason; }
+  const small = (await planAuto({ root: process.pid })).plan[0];
+  if (small) report.autoSmallTree = small;
   return report;
 }
 
@@ -212,7 +216,11 @@ export function formatReport(r: CheckReport): string {
   section('freezers', r.freezers);
   section('kernel features', r.features);
   section('capabilities', r.capabilities);
-  lines.push(r.auto ? `--source auto uses: ${r.auto}` : 'no source works here');
+  if (!r.auto) lines.push('no source works here');
+  else {
+    lines.push(`--source auto uses, for every task: ${r.auto} (${r.autoReason})`);
+    if (r.autoSmallTree) lines.push(`--source auto uses, for a small tree: ${r.autoSmallTree.name} (${r.autoSmallTree.reason})`);
+  }
   return `${lines.join('\n')}\n`;
 }
 

@@ -95,7 +95,7 @@ export const PAGES: Record<string, ManualPage> = {
     description: [
       'tdcollect bpf pin loads the task iterator and pins its link in bpffs (mounting bpffs at /sys/fs/bpf ' +
         'if needed; default path /sys/fs/bpf/tdcollect/tasks-v3 or $TDCOLLECT_BPF_PIN), so later dumps and ' +
-        'ps skip the load and verification (0.3-0.5 s on a 6.18 kernel). A pin readable by other users ' +
+        'ps skip the load and verification (25-60 ms on a 6.18 kernel) and need no privilege. A pin readable by other users ' +
         '(--mode 0644) lets them list every task with its credentials. tdcollect bpf unpin removes it; ' +
         'tdcollect bpf status says whether one is pinned, whether the bpf source works here, and names the ' +
         'pins an earlier version of tdcollect left beside it (tasks-vN of another N), which this one never reads.',

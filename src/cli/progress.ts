@@ -134,7 +134,7 @@ export function formatStats(info: DumpInfo): string {
   const parts = [t.freeze, t.collect, t.write, t.thaw].filter((x): x is number => x !== undefined);
   const total = parts.length ? parts.reduce((a, b) => a + b, 0) : undefined;
   const rows: [string, string][] = [
-    ['source', info.source],
+    ['source', info.source + (info.sourceChoice ? ` (auto: ${info.sourceChoice})` : '')],
     ['freeze method', info.freeze + (info.cgroup ? ` (${info.cgroup})` : '')],
     ['freezing time', ms(t.freeze)],
     ['collecting time', ms(t.collect)],

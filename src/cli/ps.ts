@@ -31,13 +31,13 @@ function parseRoot(text: string): number {
  * The source for ps: a pinned BPF iterator when one is readable (for --source bpf and auto: reading it needs
  * no load and no privilege), else the collector's choice.
  */
-async function psSource(name: SourceName | 'auto'): Promise<Source> {
+async function psSource(name: SourceName | 'auto', root: number | undefined): Promise<Source> {
   if (name === 'bpf' || name === 'auto') {
     const pinned = BpfSource.openPinned();
     if (pinned) return pinned;
   }
-  const { openSource } = await import('../collector/collect.js');
-  return openSource(name);
+  const { openSource } = await import('../collector/open-source.js');
+  return openSource(name, { root });
 }
 
 interface PsCliOptions {
@@ -65,7 +65,7 @@ export function register(program: Command): void {
       const threads = !!opts.threads;
       const cols = parseFields(opts.output ?? [threads ? DEFAULT_THREAD_FIELDS : DEFAULT_FIELDS]);
       const root = opts.root !== undefined ? parseRoot(opts.root) : undefined;
-      const source = await psSource(opts.source);
+      const source = await psSource(opts.source, root);
       const compiled = !opts.stdout && source instanceof BpfSource ? compileRecordColumns(cols) : undefined;
       if (compiled && source instanceof BpfSource) {
         // BPF records are rendered as they are, without decoding them into Task records

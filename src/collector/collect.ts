@@ -8,7 +8,7 @@ import { hostname, release } from 'node:os';
 import { NoProcessError, UnavailableError, UsageError, PermissionError } from '../errors.js';
 import { FREEZERS } from './freeze/index.js';
 import type { FreezeOptions } from './freeze/freezer.js';
-import { AUTO_ORDER, SOURCES } from './sources/index.js';
+import { openSource } from './open-source.js';
 import type { Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
@@ -74,27 +74,7 @@ function readTgid(pid: number): number | undefined {
   }
 }
 
-/** Open the named source, or the first working one for 'auto'. */
-export async function openSource(name: SourceName | 'auto' = 'auto'): Promise<Source> {
-  if (name !== 'auto') {
-    const f = SOURCES[name];
-    if (!f) throw new UnavailableError(name, `source ${name} is not built into this tdcollect`);
-    return f.open();
-  }
-  const reasons: string[] = [];
-  for (const n of AUTO_ORDER) {
-    const f = SOURCES[n];
-    if (!f) continue;
-    const p = await f.probe();
-    if (!p.ok) { reasons.push(`${n}: ${p.reason}`); continue; }
-    try {
-      return await f.open();
-    } catch (e) {
-      reasons.push(`${n}: ${(e as Error).message}`);
-    }
-  }
-  throw new UnavailableError('source', `no source works here (${reasons.join('; ')})`);
-}
+export { openSource, planAuto, type SourceHint } from './open-source.js';
 
 export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const root = opts.root;
@@ -102,7 +82,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const method = opts.freeze ?? 'ptrace';
   const freezer = FREEZERS[method];
   if (!freezer) throw new UnavailableError(`freeze:${method}`, `freeze method ${method} is not available`);
-  const source = await openSource(opts.source ?? 'auto');
+  const source = await openSource(opts.source ?? 'auto', { root });
   const createdAt = Date.now();
   const timings: Snapshot['info']['timings'] = {};
   try {
@@ -138,7 +118,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     let processes = 0;
     for (const t of tasks) if (t.pid === t.tgid) processes++;
     const st = source.stats();
-    return {
+    const snapshot: Snapshot = {
       info: {
         formatVersion: FORMAT_VERSION,
         tool: `tdcollect ${VERSION}`,
@@ -159,6 +139,12 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       },
       tasks,
     };
+    // why --source auto chose the source: for --stats, about this run and not part of the snapshot (not
+    // enumerable, so neither images, JSON nor comparisons of snapshots see it)
+    if (source.autoReason !== undefined) {
+      Object.defineProperty(snapshot.info, 'sourceChoice', { value: source.autoReason, enumerable: false });
+    }
+    return snapshot;
   } finally {
     source.close();
   }

@@ -103,6 +103,8 @@ export interface DumpInfo {
   /** tdcollect version that wrote it */
   tool: string;
   source: SourceName;
+  /** with --source auto: why that source was chosen (a non-enumerable note for --stats; never written) */
+  sourceChoice?: string;
   freeze: FreezeMethod;
   /** true for a live (unfrozen, racy) snapshot */
   live: boolean;

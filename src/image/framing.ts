@@ -24,7 +24,7 @@
  * is checked against the bytes that remain before it is used. Unknown fields are kept (`$unknown`), not
  * dropped. 64-bit integer fields decode to bigint.
  */
-import protobuf from 'protobufjs';
+import protobuf from 'protobufjs/light.js';
 import { ImageError } from '../errors.js';
 
 /** Magic numbers (criu/include/magic.h), plus tdcollect's own TASKS magic. */

@@ -13,7 +13,7 @@ import { ImageError } from '../errors.js';
 import { groupProcesses, isDead, pbToHeader, pbToTask, pstreeEntry } from './codec.js';
 import { decodeImage, decodeMessage, splitEntries, KIND, type Decoded, type ImageKind, type RawEntry, type UnknownField } from './framing.js';
 import { schemas } from './schema.js';
-import type protobuf from 'protobufjs';
+import type protobuf from 'protobufjs/light.js';
 
 /** Read a whole image file; only regular files (a FIFO or /dev/zero would never end). */
 function readImageFile(path: string): Buffer {

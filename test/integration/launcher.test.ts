@@ -7,6 +7,7 @@
 import { describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
+import { VERSION } from '../../src/version.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'tdcollect.js');
 const env = { ...process.env, NODE_EXTRA_CA_CERTS: '/nonexistent/tdcollect-test-ca.pem' };
@@ -17,6 +18,18 @@ describe('launcher', () => {
     expect(r.status).toBe(0);
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+$/);
     expect(r.stderr).toBe('');
+  });
+
+  it('--version and -V (answered by the launcher from package.json) print the version the library reports', () => {
+    for (const flag of ['--version', '-V']) {
+      const r = spawnSync(BIN, [flag], { encoding: 'utf8' });
+      expect(r.status).toBe(0);
+      expect(r.stdout).toBe(`${VERSION}\n`);
+    }
+    // with anything else the command line answers, as before
+    const r = spawnSync(BIN, ['--version', 'extra'], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(`${VERSION}\n`);
   });
 
   it('started as `node bin/tdcollect.js`, Node reads the variable (what the #! line avoids)', () => {

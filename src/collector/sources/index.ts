@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { SourceName } from '../task.js';
 import type { SourceFactory } from './source.js';
 import { procfsFactory } from './procfs.js';
@@ -13,5 +14,58 @@ export const SOURCES: Partial<Record<SourceName, SourceFactory>> = {
   taskdiag: taskdiagFactory,
 };
 
-/** The order `--source auto` tries them in: fewest round trips first, procfs as the universal fallback. */
+/**
+ * The order `--source auto` considers them in, cheapest first for the job at hand: a readable pinned BPF
+ * iterator (no load), the TASKDIAG family (one netlink dump), procfs for a small tree (SMALL_TREE), loading the
+ * BPF iterator, and procfs as the universal fallback. See chooseAuto in collect.ts.
+ */
 export const AUTO_ORDER: readonly SourceName[] = ['taskdiag', 'bpf', 'procfs'];
+
+/**
+ * A tree of at most this many processes is read from /proc when neither a pinned iterator nor TASKDIAG is
+ * there: loading the BPF iterator (libbpf, CO-RE, verifier, attach: 25-60 ms on this project's 6.18 machines,
+ * plus one iteration over every task of the system) costs more than /proc's 75-140 µs per task up to about
+ * 300-600 tasks (bench/startup.mjs measures both). Threads are not counted, so the bound is kept lower.
+ */
+export const SMALL_TREE = 200;
+
+/**
+ * Is the job small enough for procfs, found cheaply: every task of the system (root undefined) is counted from
+ * /proc/loadavg (one read); a subtree by following the group leaders' /proc/PID/task/PID/children lists, giving
+ * up after SMALL_TREE + 1 processes (so at most that many reads for a large tree). Approximate by design (a
+ * child forked by a non-leader thread is not followed); a cost estimate, never a correctness question.
+ * Undefined when the root cannot be read (the sources report that themselves).
+ */
+export function estimateTree(root?: number, limit = SMALL_TREE): { processes: number; small: boolean } | undefined {
+  if (root === undefined) {
+    try {
+      // "0.31 0.42 0.40 2/10233 12345": the fourth field is runnable/total scheduling entities (threads)
+      const total = Number(readFileSync('/proc/loadavg', 'latin1').split(' ')[3].split('/')[1]);
+      return Number.isFinite(total) ? { processes: total, small: total <= limit } : undefined;
+    } catch {
+      return undefined;
+    }
+  }
+  const queue = [root];
+  let count = 0;
+  for (let i = 0; i < queue.length; i++) {
+    const pid = queue[i];
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1');
+    } catch {
+      if (i === 0) return undefined;
+      continue;
+    }
+    count++;
+    if (count > limit) return { processes: count, small: false };
+    let n = -1;
+    for (let k = 0; k < text.length; k++) {
+      const c = text.charCodeAt(k);
+      if (c >= 48 && c <= 57) n = (n < 0 ? 0 : n * 10) + (c - 48);
+      else if (n >= 0) { queue.push(n); n = -1; }
+    }
+    if (n >= 0) queue.push(n);
+  }
+  return { processes: count, small: count <= limit };
+}

@@ -24,6 +24,8 @@ export interface Source {
   collectAll(opts: { threads: boolean }): Promise<Task[]>;
   stats(): SourceStats;
   close(): void;
+  /** set by openSource('auto'): why this source was chosen */
+  autoReason?: string;
 }
 
 export type Probe = { ok: true; detail?: string } | { ok: false; reason: string };
