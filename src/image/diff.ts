@@ -15,7 +15,7 @@
  * the human form, grouped by process: one heading line (pid, comm), then one line per changed field.
  */
 import { UsageError } from '../errors.js';
-import type { DumpInfo, Mask64, Snapshot, Task } from '../collector/task.js';
+import { criuStateOf, type DumpInfo, type Mask64, type RecordedTask as Task, type Snapshot } from '../collector/task.js';
 
 export const DIFF_SCHEMA_VERSION = 1;
 
@@ -80,7 +80,9 @@ export const IGNORE_GROUPS: Readonly<Record<string, readonly string[]>> = {
 };
 
 const IDENTITY = new Set(['pid', 'tgid', 'startTime']);
-const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY]);
+/** compared through `state` (see Comparer.state) */
+const STATE_FIELDS = new Set(['criuState']);
+const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...STATE_FIELDS]);
 const MASK_FIELDS = new Set<string>(['capInh', 'capPrm', 'capEff', 'capBnd', 'capAmb', 'sigBlk']);
 const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futexRla']);
 
@@ -166,11 +168,14 @@ export interface ProcessDiff {
 /** What each side was (context only, never compared). */
 export interface DiffSide {
   path?: string;
+  /** what the side is: "tdcollect dump", "CRIU image set", "checkpoint archive (tar.zst)", "live tree" */
+  kind?: string;
   root: number;
-  source: string;
-  freeze: string;
+  /** absent for image sets that do not record it (CRIU's) */
+  source?: string;
+  freeze?: string;
   live: boolean;
-  createdAt: number;
+  createdAt?: number;
   processes: number;
   threads: number;
 }
@@ -193,10 +198,11 @@ export interface SnapshotDiff {
 }
 
 function side(info: DumpInfo): DiffSide {
-  return {
-    root: info.root, source: info.source, freeze: info.freeze, live: info.live, createdAt: info.createdAt,
-    processes: info.processes, threads: info.threads,
-  };
+  const d: DiffSide = { root: info.root, live: info.live, processes: info.processes, threads: info.threads };
+  if (info.source !== undefined) d.source = info.source;
+  if (info.freeze !== undefined) d.freeze = info.freeze;
+  if (info.createdAt !== undefined) d.createdAt = info.createdAt;
+  return d;
 }
 
 interface Proc {
@@ -260,13 +266,30 @@ class Comparer {
   fields(a: Task, b: Task): FieldChange[] {
     const out: FieldChange[] = [];
     const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
-    for (const f of DIFF_FIELDS) this.one(f, ra[f], rb[f], out);
+    for (const f of DIFF_FIELDS) {
+      if (f === 'state') this.state(a, b, out);
+      else this.one(f, ra[f], rb[f], out);
+    }
     // fields a newer reader kept that this version does not know
     const extra = new Set<string>();
     for (const k of Object.keys(ra)) if (!KNOWN.has(k)) extra.add(k);
     for (const k of Object.keys(rb)) if (!KNOWN.has(k)) extra.add(k);
     for (const k of [...extra].sort()) this.one(k, ra[k], rb[k], out);
     return out;
+  }
+
+  /**
+   * The /proc letters when both sides have one; otherwise CRIU's coarse states (alive, dead, stopped), one
+   * side's letter mapped onto them (Z and X dead, T and t stopped, the rest alive).
+   */
+  private state(a: Task, b: Task, out: FieldChange[]): void {
+    if (this.ignore.has('state')) return;
+    if (a.state !== undefined && b.state !== undefined) { this.one('state', a.state, b.state, out); return; }
+    const ca = criuStateOf(a), cb = criuStateOf(b);
+    if (ca === undefined || cb === undefined) { if (ca !== undefined || cb !== undefined) this.notCompared.add('state'); return; }
+    if (ca !== cb) {
+      out.push({ field: 'state', kind: 'value', old: a.state !== undefined ? `${a.state} (${ca})` : ca, new: b.state !== undefined ? `${b.state} (${cb})` : cb });
+    }
   }
 
   private one(f: string, va: unknown, vb: unknown, out: FieldChange[]): void {
