@@ -102,7 +102,16 @@ export type CriuUnrecordedField =
 export type RecordedTask = Omit<Task, CriuUnrecordedField> & Partial<Pick<Task, CriuUnrecordedField>> & {
   /** CRIU's coarse state, set only by image sets that do not record the /proc letter */
   criuState?: CriuState;
+  /**
+   * Namespace identities, where the set records them: inode numbers from a source, CRIU's own numbering
+   * from ids-PID.img. Only which tasks share a namespace is comparable across formats.
+   */
+  ns?: NsIds;
 };
+
+export type NsKind = 'pid' | 'mnt' | 'net' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
+export const NS_KINDS: readonly NsKind[] = ['pid', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time'];
+export type NsIds = Partial<Record<NsKind, number>>;
 
 /** The coarse CRIU state of a task: its criuState, else derived from its /proc letter. */
 export function criuStateOf(t: RecordedTask): CriuState | undefined {

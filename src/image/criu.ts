@@ -4,21 +4,22 @@
  * Read, strictly (framing, wire format, every proto2 required field; see framing.ts):
  *   inventory.img      img_version (must be 2), dump_criu_run_id where present
  *   pstree.img         per process: pid, ppid (0 for the root), pgid, sid, threads
- *   core-<tid>.img     per thread: tc (leaders: task_state, exit_code, personality, flags, blk_sigset, comm,
- *                      old_seccomp_mode), thread_core (futex_rla/len, sched_nice/policy/prio, blk_sigset,
+ *   core-<tid>.img     per thread: tc (leaders: task_state, comm, old_seccomp_mode; personality, flags and
+ *                      blk_sigset of live tasks; exit_code of zombies), thread_core (futex_rla/len, sched_nice/policy/prio, blk_sigset,
  *                      creds, seccomp_mode, comm), ids (older CRIU)
  *   ids-<pid>.img      namespace ids of each process (CRIU's own numbering, not inode numbers)
  *   creds-<pid>.img    the legacy credentials image, when a leader's core has no creds
  * Every other file of the directory (mm, pagemap, pages, fdinfo, files, stats, ...) is ignored.
  *
  * What CRIU does not record stays undefined, never 0: start time, tpid, the /proc state letter (CRIU keeps
- * alive / dead / stopped: `criuState`), kernel priority, the root's parent, a zombie's credentials, the
- * per-thread personality, flags and exit code (CRIU has them per process), cap_amb and no_new_privs from
+ * alive / dead / stopped: `criuState`), kernel priority, the root's parent, a zombie's credentials,
+ * personality, flags and blocked signals (CRIU writes 0 placeholders there), a live task's exit code (0
+ * placeholder), the per-thread personality and flags (CRIU has them per process), cap_amb and no_new_privs from
  * CRIU releases that predate them. The DumpInfo fields that only tdcollect writes (source, freeze, kernel,
  * hostname, tool, createdAt, timings) stay unset too.
  */
 import { ImageError } from '../errors.js';
-import type { CriuState, DumpInfo, Mask64, OptionalField, RecordedTask, Snapshot } from '../collector/task.js';
+import type { CriuState, DumpInfo, Mask64, NsIds, OptionalField, RecordedTask, Snapshot } from '../collector/task.js';
 import { decodeImage, KIND, type Decoded } from './framing.js';
 import { schemas } from './schema.js';
 import type { ImageFiles } from './read.js';
@@ -41,7 +42,7 @@ const NS_FIELDS = [
   ['mnt_ns_id', 'mnt'], ['user_ns_id', 'user'], ['cgroup_ns_id', 'cgroup'], ['time_ns_id', 'time'],
 ] as const;
 
-export type CriuNsIds = Partial<Record<(typeof NS_FIELDS)[number][1], number>>;
+export type CriuNsIds = NsIds;
 
 function mask64(file: string, at: number, what: string, v: unknown): Mask64 | undefined {
   if (v === undefined) return undefined;
@@ -138,10 +139,12 @@ export function decodeCriuSet(files: ImageFiles): { snapshot: Snapshot; info: Cr
     // namespace ids: ids-<pid>.img (CRIU >= 1.x writes it), else core.ids
     const idsName = `ids-${pid}.img`;
     const ids = files.has(idsName) ? readOne(files, idsName, KIND.ids, s.kobjIds) : (leaderCore.ids as Decoded | undefined);
+    let nsIds: CriuNsIds | undefined;
     if (ids) {
       const n: CriuNsIds = {};
       for (const [f, k] of NS_FIELDS) if (ids[f] !== undefined) n[k] = ids[f] as number;
       ns.set(pid, n);
+      if (Object.keys(n).length) nsIds = n;
     }
     // legacy credentials: creds-<pid>.img for the leader when its core carries none
     let legacyCreds: Decoded | undefined;
@@ -167,12 +170,14 @@ export function decodeCriuSet(files: ImageFiles): { snapshot: Snapshot; info: Cr
       const comm = (th?.comm as string | undefined) ?? (leader ? (tc.comm as string) : undefined);
       if (comm === undefined) throw new ImageError(file, 8, 'corrupt', `thread ${tid} has no comm (thread_core.comm)`);
       t.comm = comm;
-      if (leader) {
+      // a zombie's tc holds only comm, task_state and exit_code: CRIU leaves personality, flags and
+      // blk_sigset at 0 there (required fields), and writes exit_code 0 for every live task
+      if (leader && state !== 'dead') {
         t.personality = tc.personality;
         t.flags = tc.flags;
-        t.exitCode = tc.exit_code;
       }
-      t.sigBlk = u64Mask(th?.blk_sigset) ?? (leader ? u64Mask(tc.blk_sigset) : undefined);
+      if (leader && state === 'dead') t.exitCode = tc.exit_code;
+      t.sigBlk = u64Mask(th?.blk_sigset) ?? (leader && state !== 'dead' ? u64Mask(tc.blk_sigset) : undefined);
       if (th) {
         if (th.sched_nice !== undefined) { t.nice = th.sched_nice; anyNice = true; }
         if (th.sched_policy !== undefined) { t.policy = th.sched_policy; anyPolicy = true; }
@@ -191,6 +196,7 @@ export function decodeCriuSet(files: ImageFiles): { snapshot: Snapshot; info: Cr
         const sec = (th.seccomp_mode as number | undefined) ?? (leader ? (tc.old_seccomp_mode as number | undefined) : undefined);
         if (sec !== undefined) { t.seccomp = sec; anySeccomp = true; }
       }
+      if (nsIds) t.ns = { ...nsIds };
       for (const k of Object.keys(t)) if (t[k] === undefined) delete t[k];
       tasks.push(t as unknown as RecordedTask);
     }

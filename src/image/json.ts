@@ -11,7 +11,8 @@
  *                  the way /proc/PID/status prints them } ] }
  *
  * Version 2 only adds to version 1: the "origin" object, and for image sets CRIU wrote a task's
- * "criuState" ("alive" | "dead" | "stopped") in place of "state", fields CRIU does not record (tpid, the
+ * "criuState" ("alive" | "dead" | "stopped") in place of "state" and "ns" (namespace ids by kind, in CRIU's
+ * own numbering: only equality between tasks means anything), fields CRIU does not record (tpid, the
  * root's ppid, a zombie's credentials, ...) and the dump-header fields only tdcollect writes (source,
  * freeze, kernel, hostname, tool, createdAt, formatVersion) left out. A tdcollect dump prints exactly what
  * version 1 printed, plus "origin".
@@ -26,7 +27,7 @@ export const JSON_SCHEMA_VERSION = 2;
 export const maskHex = (m: Mask64): string =>
   (m[1] >>> 0).toString(16).padStart(8, '0') + (m[0] >>> 0).toString(16).padStart(8, '0');
 
-export type TaskJson = Record<string, number | string | boolean | number[]>;
+export type TaskJson = Record<string, number | string | boolean | number[] | Record<string, number>>;
 
 export interface SnapshotJson {
   version: number;
@@ -43,6 +44,7 @@ export function taskToJson(t: RecordedTask): TaskJson {
     o[key] = kind === 'mask' ? maskHex(v as Mask64) : kind === 'list' ? [...(v as number[])] : (v as number | string | boolean);
   }
   if (t.criuState !== undefined) o.criuState = t.criuState;
+  if (t.ns !== undefined) o.ns = { ...t.ns } as Record<string, number>;
   return o;
 }
 

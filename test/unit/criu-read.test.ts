@@ -54,7 +54,7 @@ const CORE_200 = hex(`
   08 01                       # 1 mtype = X86_64
   1a 13                       # 3 tc (task_core_entry), 19 bytes:
     08 01                     #   1 task_state = 1 (alive)
-    10 00                     #   2 exit_code = 0
+    10 00                     #   2 exit_code = 0 (CRIU's placeholder for a live task: not recorded)
     18 00                     #   3 personality = 0
     20 c0 82 80 02            #   4 flags = 0x400140 (PF_*)
     28 00                     #   5 blk_sigset = 0
@@ -107,9 +107,9 @@ const CORE_202 = hex(`
   1a 16                       # 3 tc, 22 bytes (a zombie: no thread_core, no creds):
     08 02                     #   1 task_state = 2 (dead)
     10 80 0e                  #   2 exit_code = 1792 (exit status 7, as waitpid reports it)
-    18 00                     #   3 personality = 0
-    20 c0 82 80 02            #   4 flags = 0x400140
-    28 00                     #   5 blk_sigset = 0
+    18 00                     #   3 personality = 0 (a placeholder: CRIU does not read it for zombies)
+    20 c0 82 80 02            #   4 flags = 0x400140 (likewise not recorded for a zombie, whatever it holds)
+    28 00                     #   5 blk_sigset = 0 (placeholder)
     32 06 7a 6f 6d 62 69 65   #   6 comm = "zombie"
 `);
 
@@ -128,16 +128,15 @@ const ids0 = { uid: 0, gid: 0, euid: 0, egid: 0, suid: 0, sgid: 0, fsuid: 0, fsg
 const WANT: RecordedTask[] = [
   {
     pid: 200, tgid: 200, sid: 200, pgid: 200, criuState: 'alive', comm: 'main', personality: 0, flags: 0x400140,
-    exitCode: 0, sigBlk: [0x200, 0], nice: 1, policy: 0, futexRla: 0x7ffff7d8ea20, futexRlaLen: 24, ...ids0, ...caps,
+    ns: { pid: 5, net: 6, mnt: 7 }, sigBlk: [0x200, 0], nice: 1, policy: 0, futexRla: 0x7ffff7d8ea20, futexRlaLen: 24, ...ids0, ...caps,
     groups: [0, 27], securebits: 1, noNewPrivs: false, seccomp: 2,
   } as RecordedTask,
   {
-    pid: 201, tgid: 200, sid: 200, pgid: 200, criuState: 'alive', comm: 'worker', sigBlk: [0, 0], futexRla: 0,
+    pid: 201, tgid: 200, sid: 200, pgid: 200, criuState: 'alive', comm: 'worker', ns: { pid: 5, net: 6, mnt: 7 }, sigBlk: [0, 0], futexRla: 0,
     futexRlaLen: 0, ...ids0, euid: 65534, ...caps, groups: [0, 27], securebits: 1, noNewPrivs: false,
   } as RecordedTask,
   {
-    pid: 202, tgid: 202, ppid: 200, sid: 200, pgid: 200, criuState: 'dead', comm: 'zombie', personality: 0,
-    flags: 0x400140, exitCode: 1792, sigBlk: [0, 0],
+    pid: 202, tgid: 202, ppid: 200, sid: 200, pgid: 200, criuState: 'dead', comm: 'zombie', exitCode: 1792,
   } as RecordedTask,
 ];
 
@@ -189,6 +188,27 @@ describe('a CRIU directory from byte vectors', () => {
     ours.tasks[0] = { ...ours.tasks[0], state: 'T' };
     d = diffSnapshots(ours, c);
     expect(d.processes[0].changes).toEqual([{ field: 'state', kind: 'value', old: 'T (stopped)', new: 'alive' }]);
+  });
+
+  it('namespaces compare as a partition: who shares one, never the raw ids', () => {
+    const c = readImages(dir);
+    const withNs = (s: Snapshot, ids: Record<number, Record<string, number>>): Snapshot =>
+      ({ ...s, tasks: s.tasks.map((t) => ({ ...t, ns: ids[t.tgid] })) });
+    // CRIU numbers 5/6 on one side, inode numbers on the other: the same partition, equal
+    const a = withNs(c, { 200: { pid: 5, net: 6 }, 202: { pid: 5, net: 6 } });
+    const b = withNs(c, { 200: { pid: 4026531836, net: 4026531840 }, 202: { pid: 4026531836, net: 4026531840 } });
+    expect(diffSnapshots(a, b).equal).toBe(true);
+    // 202 moved to a network namespace of its own
+    const moved = withNs(c, { 200: { pid: 4026531836, net: 4026531840 }, 202: { pid: 4026531836, net: 4026532999 } });
+    const d = diffSnapshots(a, moved);
+    expect(d.processes.map((p) => [p.pid, p.changes])).toEqual([
+      [200, [{ field: 'ns.net', kind: 'namespace', old: [200, 202], new: [200] }]],
+      [202, [{ field: 'ns.net', kind: 'namespace', old: [200, 202], new: [202] }]],
+    ]);
+    expect(diffSnapshots(a, moved, { ignore: ['ns'] }).equal).toBe(true);
+    // one side without namespace ids: a note, not a difference
+    const none = diffSnapshots(a, c.tasks.some((t) => t.tgid === 202 && t.ns) ? c : withNs(c, {}));
+    expect(none.notCompared).toEqual(expect.arrayContaining(['ns.net', 'ns.pid']));
   });
 
   it('a malformed known image is an ImageError naming the file and the offset', () => {
