@@ -35,10 +35,11 @@ export function criuVersion(): string {
 }
 
 /**
- * A wrapper for startTree()/spawn: the started tree runs in a session of its own (setsid) with stderr on
- * /dev/null (stdin and stdout stay the pipes the test holds), as CRIU needs it in the guest.
+ * A wrapper for startTree()/spawn: the started tree runs in a session of its own (setsid), its stdin and
+ * stdout are real pipes (Node's stdio "pipes" are unix socketpairs, which CRIU cannot dump half of) relayed
+ * by two cats outside the tree, and its stderr is /dev/null, as CRIU needs it in the guest.
  */
-export const criuSafeStdio: readonly string[] = ['setsid', 'sh', '-c', 'exec "$0" "$@" 2>/dev/null'];
+export const criuSafeStdio: readonly string[] = ['setsid', 'sh', '-c', 'cat | "$0" "$@" 2>/dev/null | cat'];
 
 export interface CriuDumpOptions {
   /** directory to dump into (created by the caller); default: a fresh one under /tmp */
@@ -70,6 +71,7 @@ export function criuDump(pid: number, opts: CriuDumpOptions = {}): CriuDump {
   const dir = opts.dir ?? mkdtempSync(join(tmpdir(), `td-criu-${process.pid}-`));
   const args = ['dump', '-t', String(pid), '-D', dir, '--leave-running', '-o', 'dump.log', '-v4'];
   if (opts.shellJob ?? true) args.push('--shell-job');
+  args.push('--ext-unix-sk');
   args.push(...(opts.extra ?? []));
   const r = spawnSync(CRIU, args, { stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', timeout: opts.timeoutMs ?? 120_000 });
   let log = '';
