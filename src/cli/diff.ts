@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { action, BufferedWriter, reportError } from './common.js';
 import { manual } from './manual.js';
 import { Progress } from './progress.js';
-import { collect } from '../collector/collect.js';
+import { collect, parsePid } from '../collector/collect.js';
 import { diffSnapshots, formatDiff, parseIgnore, DIFF_FIELDS, IGNORE_GROUPS, type SnapshotDiff } from '../image/diff.js';
 import type { ImageOrigin, ImageSetSnapshot } from '../image/imageset.js';
 import { EXIT, NoProcessError, UsageError } from '../errors.js';
@@ -17,6 +17,8 @@ export interface DiffCliOptions {
   json?: boolean;
   ignore?: string[];
   live?: boolean;
+  /** with --live: the live root's pid, when it differs from the set's (a container's init seen from the host) */
+  root?: string;
   source?: SourceName | 'auto';
   freeze: 'none' | 'ptrace';
   quiet?: boolean;
@@ -46,17 +48,18 @@ export function describeOrigin(o: ImageOrigin): string {
  * The tree as it is now, collected the way the image was (same root; same source unless --source says
  * otherwise). A root that no longer exists is an empty tree: every process shows as removed.
  */
-export async function liveSnapshot(a: Snapshot, opts: { source?: SourceName | 'auto'; freeze: FreezeMethod; progress?: Progress }): Promise<Snapshot> {
+export async function liveSnapshot(a: Snapshot, opts: { source?: SourceName | 'auto'; freeze: FreezeMethod; progress?: Progress; root?: number }): Promise<Snapshot> {
+  const root = opts.root ?? a.info.root;
   try {
     return await collect({
-      root: a.info.root,
+      root,
       source: opts.source ?? a.info.source ?? 'auto',
       freeze: opts.freeze,
       ...(opts.progress ? { onPhase: opts.progress.onPhase } : {}),
     });
   } catch (e) {
     // the root is gone (not merely a thread or kernel thread now): compare with an empty tree
-    if (e instanceof NoProcessError && e.pid === a.info.root && !existsSync(`/proc/${a.info.root}`)) {
+    if (e instanceof NoProcessError && e.pid === root && !existsSync(`/proc/${root}`)) {
       return {
         info: { ...a.info, live: true, freeze: opts.freeze, createdAt: Date.now(), processes: 0, threads: 0, timings: {}, missing: [] },
         tasks: [],
@@ -79,6 +82,7 @@ export function register(program: Command): void {
     .option('--json', 'print the diff as one JSON document (schema version 1)')
     .option('-i, --ignore <fields>', 'do not compare these fields (comma-separated, repeatable)', collectList)
     .option('--live', 'compare A with the tree as it is now (same root and source as A)')
+    .option('-r, --root <pid>', 'with --live: collect the tree rooted at this pid instead of the set\'s root (e.g. a checkpointed container\'s init as the host sees it)')
     .addOption(new Option('-s, --source <name>', 'with --live: source to collect with (default: the one A was dumped with; auto for a CRIU set)')
       .choices(['auto', 'taskdiag', 'bpf', 'procfs']))
     .addOption(new Option('-f, --freeze <method>', 'with --live: freeze the live tree while reading it')
@@ -119,7 +123,9 @@ export function register(program: Command): void {
       '--live collects the tree rooted at the image\'s root pid with the image\'s source (or --source; auto ' +
         'when the set does not name one) and, by ' +
         'default, without freezing it (--freeze none: a racy read, fine for a comparison); --freeze ptrace ' +
-        'freezes it while it is read. A root that no longer exists compares as an empty tree.',
+        'freezes it while it is read. A root that no longer exists compares as an empty tree. A container\'s ' +
+        'checkpoint records pids as the container sees them (its init is 1): --root PID names the live root as ' +
+        'this host sees it.',
       'The human output is grouped by process: a line "process PID (COMM):" then one indented line per ' +
         'changed field ("capEff: -CAP_SYS_ADMIN", "ppid: 1200 -> 1 (reparented)"), then a summary line. ' +
         '--json prints one document: {version: 1, equal, a, b, ignored, notCompared, matchedByPidOnly, ' +
@@ -149,15 +155,16 @@ async function run(a: string, b: string | undefined, opts: DiffCliOptions): Prom
   const ignore = parseIgnore(opts.ignore ?? []);
   if (opts.live && b !== undefined) throw new UsageError('diff: give either two image sets or one with --live');
   if (!opts.live && b === undefined) throw new UsageError('diff: needs two image sets (or one with --live)');
-  if (!opts.live && (opts.source !== undefined || opts.freeze !== 'none')) {
-    throw new UsageError('diff: --source and --freeze apply only with --live');
+  if (!opts.live && (opts.source !== undefined || opts.freeze !== 'none' || opts.root !== undefined)) {
+    throw new UsageError('diff: --root, --source and --freeze apply only with --live');
   }
+  const root = opts.root !== undefined ? parsePid(opts.root) : undefined;
   const sa: ImageSetSnapshot = await loadImages(a, opts.verify);
   let sb: Snapshot;
   if (opts.live) {
     const progress = new Progress({ quiet: opts.quiet });
     try {
-      sb = await liveSnapshot(sa, { source: opts.source, freeze: opts.freeze, progress });
+      sb = await liveSnapshot(sa, { source: opts.source, freeze: opts.freeze, progress, ...(root !== undefined ? { root } : {}) });
     } finally {
       progress.done();
     }

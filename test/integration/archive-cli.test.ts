@@ -113,6 +113,12 @@ describe('podman-layout checkpoint archives of a real tree', () => {
       expect(live.out).toContain('matched by pid alone');
       expect(live.code, `${label} --live`).toBe(0);
     }
+    // --root names the live root explicitly (a container's init as the host sees it); only with --live
+    const r = cli('diff', archives[2][0], '--live', '-q', '--root', String(g.root));
+    expect(r.code).toBe(0);
+    const bad = cli('diff', archives[2][0], dump, '--root', String(g.root));
+    expect(bad.err).toBe('tdcollect: diff: --root, --source and --freeze apply only with --live\n');
+    expect(bad.code).toBe(2);
   });
 
   it('a changed tree: diff ARCHIVE --live exits 1 and names the removed child', async () => {
