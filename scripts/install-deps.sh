@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tdcollect needs on Debian 12, as root: the build and test toolchain (clang for the BPF
-# program, gcc for test fixtures), crit for decoding images, and QEMU + a kernel's headers for the
-# TASKDIAG module's guest tests. Safe to run again.
+# program, gcc for test fixtures), criu and crit (criu runs in the QEMU guest), zstd for the archive tests,
+# and QEMU + a kernel's headers for the TASKDIAG module's guest tests. Safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""

@@ -5,6 +5,7 @@
  *   const snap = await collect({ root: 1234, freeze: 'ptrace' });   // Snapshot: { info, tasks }
  *   await writeImages(snap, '/tmp/dump');                           // CRIU images + tasks.img
  *   const again = readImages('/tmp/dump');                          // Snapshot
+ *   const c = await readImageSet('ckpt.tar.zst');                   // any image set: CRIU dir, archive, ...
  *   const d = diff(snap, again);                                    // SnapshotDiff (d.equal === true)
  *
  * Failures are typed: `err instanceof NoProcessError`, `PermissionError`, `UnavailableError`, `SysError`
@@ -18,8 +19,8 @@ export { SOURCES, AUTO_ORDER, type Source, type SourceFactory, type SourceStats,
 export { FREEZERS, type Freezer, type FrozenTree, type FreezeOptions } from './collector/freeze/index.js';
 export { orderTasks, buildTree, InconsistentTreeError, type Process } from './collector/walk.js';
 export {
-  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, isLeader,
-  type Task, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState, type SourceName,
+  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, isLeader, criuStateOf,
+  type Task, type RecordedTask, type CriuState, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState, type SourceName,
   type FreezeMethod, type OptionalField,
 } from './collector/task.js';
 
@@ -27,6 +28,9 @@ export {
 export {
   writeImages, writeImagesSync, readImages, readTasksImage, snapshotToJson, taskToJson, JSON_SCHEMA_VERSION, ImageWriteError,
   type WriteOptions, type WriteResult, type ReadOptions, type TasksImage, type SnapshotJson, type TaskJson,
+  readImageSet, decodeImageSet, decodeCriuSet, dirFiles, containerInfo,
+  type ImageSetSnapshot, type ImageOrigin, type ContainerInfo, type ReadImageSetOptions, type ImageFiles,
+  type ArchiveLimits, type Compression, type CriuSetInfo,
 } from './image/index.js';
 
 // diff

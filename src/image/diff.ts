@@ -15,7 +15,7 @@
  * the human form, grouped by process: one heading line (pid, comm), then one line per changed field.
  */
 import { UsageError } from '../errors.js';
-import type { DumpInfo, Mask64, Snapshot, Task } from '../collector/task.js';
+import { criuStateOf, NS_KINDS, type DumpInfo, type Mask64, type RecordedTask as Task, type Snapshot } from '../collector/task.js';
 
 export const DIFF_SCHEMA_VERSION = 1;
 
@@ -77,10 +77,14 @@ export const IGNORE_GROUPS: Readonly<Record<string, readonly string[]>> = {
   futex: ['futexRla', 'futexRlaLen'],
   /** threads added to or removed from a process */
   threads: ['threads'],
+  /** namespace membership, every kind */
+  ns: NS_KINDS.map((k) => `ns.${k}`),
 };
 
 const IDENTITY = new Set(['pid', 'tgid', 'startTime']);
-const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY]);
+/** compared through `state` (see Comparer.state), and namespaces as a partition (see nsChanges) */
+const STATE_FIELDS = new Set(['criuState', 'ns']);
+const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...STATE_FIELDS]);
 const MASK_FIELDS = new Set<string>(['capInh', 'capPrm', 'capEff', 'capBnd', 'capAmb', 'sigBlk']);
 const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futexRla']);
 
@@ -91,6 +95,7 @@ const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futex
 export function parseIgnore(names: readonly string[]): string[] {
   const byLower = new Map<string, readonly string[]>();
   for (const f of DIFF_FIELDS) byLower.set(f.toLowerCase(), [f]);
+  for (const k of NS_KINDS) byLower.set(`ns.${k}`, [`ns.${k}`]);
   for (const [g, fs] of Object.entries(IGNORE_GROUPS)) byLower.set(g, fs);
   const out = new Set<string>();
   const unknown: string[] = [];
@@ -120,7 +125,7 @@ export interface FieldChange {
    * value: any scalar; reparent: ppid changed; session: sid; pgroup: pgid; caps: a capability set (added /
    * removed hold CAP_* names); signals: sigBlk (names); groups: supplementary groups (numbers)
    */
-  kind: 'value' | 'reparent' | 'session' | 'pgroup' | 'caps' | 'signals' | 'groups';
+  kind: 'value' | 'reparent' | 'session' | 'pgroup' | 'caps' | 'signals' | 'groups' | 'namespace';
   /** value in A (Mask64 as [lo, hi], groups as an array) */
   old: unknown;
   /** value in B */
@@ -166,11 +171,14 @@ export interface ProcessDiff {
 /** What each side was (context only, never compared). */
 export interface DiffSide {
   path?: string;
+  /** what the side is: "tdcollect dump", "CRIU image set", "checkpoint archive (tar.zst)", "live tree" */
+  kind?: string;
   root: number;
-  source: string;
-  freeze: string;
+  /** absent for image sets that do not record it (CRIU's) */
+  source?: string;
+  freeze?: string;
   live: boolean;
-  createdAt: number;
+  createdAt?: number;
   processes: number;
   threads: number;
 }
@@ -193,10 +201,11 @@ export interface SnapshotDiff {
 }
 
 function side(info: DumpInfo): DiffSide {
-  return {
-    root: info.root, source: info.source, freeze: info.freeze, live: info.live, createdAt: info.createdAt,
-    processes: info.processes, threads: info.threads,
-  };
+  const d: DiffSide = { root: info.root, live: info.live, processes: info.processes, threads: info.threads };
+  if (info.source !== undefined) d.source = info.source;
+  if (info.freeze !== undefined) d.freeze = info.freeze;
+  if (info.createdAt !== undefined) d.createdAt = info.createdAt;
+  return d;
 }
 
 interface Proc {
@@ -260,13 +269,30 @@ class Comparer {
   fields(a: Task, b: Task): FieldChange[] {
     const out: FieldChange[] = [];
     const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
-    for (const f of DIFF_FIELDS) this.one(f, ra[f], rb[f], out);
+    for (const f of DIFF_FIELDS) {
+      if (f === 'state') this.state(a, b, out);
+      else this.one(f, ra[f], rb[f], out);
+    }
     // fields a newer reader kept that this version does not know
     const extra = new Set<string>();
     for (const k of Object.keys(ra)) if (!KNOWN.has(k)) extra.add(k);
     for (const k of Object.keys(rb)) if (!KNOWN.has(k)) extra.add(k);
     for (const k of [...extra].sort()) this.one(k, ra[k], rb[k], out);
     return out;
+  }
+
+  /**
+   * The /proc letters when both sides have one; otherwise CRIU's coarse states (alive, dead, stopped), one
+   * side's letter mapped onto them (Z and X dead, T and t stopped, the rest alive).
+   */
+  private state(a: Task, b: Task, out: FieldChange[]): void {
+    if (this.ignore.has('state')) return;
+    if (a.state !== undefined && b.state !== undefined) { this.one('state', a.state, b.state, out); return; }
+    const ca = criuStateOf(a), cb = criuStateOf(b);
+    if (ca === undefined || cb === undefined) { if (ca !== undefined || cb !== undefined) this.notCompared.add('state'); return; }
+    if (ca !== cb) {
+      out.push({ field: 'state', kind: 'value', old: a.state !== undefined ? `${a.state} (${ca})` : ca, new: b.state !== undefined ? `${b.state} (${cb})` : cb });
+    }
   }
 
   private one(f: string, va: unknown, vb: unknown, out: FieldChange[]): void {
@@ -305,6 +331,35 @@ function procEntry(status: 'added' | 'removed', p: Proc): ProcessDiff {
   };
 }
 
+/**
+ * Namespace membership, compared as a partition: for each kind both sides record, a process whose set of
+ * (matched) processes sharing that namespace differs between A and B has moved. Raw ids are never compared:
+ * a source records inode numbers, CRIU its own numbering. old / new are those sets of pids (the process
+ * itself included), ascending.
+ */
+function nsChanges(pairs: [number, Task, Task][], ignore: ReadonlySet<string>, notCompared: Set<string>): Map<number, FieldChange[]> {
+  const out = new Map<number, FieldChange[]>();
+  for (const k of NS_KINDS) {
+    const field = `ns.${k}`;
+    if (ignore.has(field)) continue;
+    const both = pairs.filter(([, a, b]) => a.ns?.[k] !== undefined && b.ns?.[k] !== undefined);
+    if (pairs.some(([, a, b]) => (a.ns?.[k] === undefined) !== (b.ns?.[k] === undefined))) notCompared.add(field);
+    const groupA = new Map<number, number[]>(), groupB = new Map<number, number[]>();
+    for (const [pid, a, b] of both) {
+      const ga = groupA.get(a.ns![k]!) ?? []; ga.push(pid); groupA.set(a.ns![k]!, ga);
+      const gb = groupB.get(b.ns![k]!) ?? []; gb.push(pid); groupB.set(b.ns![k]!, gb);
+    }
+    for (const [pid, a, b] of both) {
+      const sa = groupA.get(a.ns![k]!)!, sb = groupB.get(b.ns![k]!)!;
+      if (sameValue(sa, sb)) continue;
+      const list = out.get(pid) ?? [];
+      list.push({ field, kind: 'namespace', old: [...sa].sort((x, y) => x - y), new: [...sb].sort((x, y) => x - y) });
+      out.set(pid, list);
+    }
+  }
+  return out;
+}
+
 /** Compare two snapshots. Pure; never throws except UsageError for unknown `ignore` names. */
 export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}): SnapshotDiff {
   const ignored = parseIgnore(opts.ignore ?? []);
@@ -313,6 +368,12 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
   const pa = groupProcesses(a.tasks), pb = groupProcesses(b.tasks);
   const entries: ProcessDiff[] = [];
   let byPidOnly = false;
+  const pairs: [number, Task, Task][] = [];
+  for (const [pid, A] of pa) {
+    const B = pb.get(pid);
+    if (B && matchKind(A.leader, B.leader) !== 'reused') pairs.push([pid, A.leader, B.leader]);
+  }
+  const moved = nsChanges(pairs, ignore, cmp.notCompared);
 
   for (const [pid, A] of pa) {
     const B = pb.get(pid);
@@ -323,7 +384,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
       continue;
     }
     if (m === 'pid') byPidOnly = true;
-    const changes = cmp.fields(A.leader, B.leader);
+    const changes = [...cmp.fields(A.leader, B.leader), ...(moved.get(pid) ?? [])];
     const threadsAdded: ThreadRef[] = [], threadsRemoved: ThreadRef[] = [], threadChanges: ThreadChange[] = [];
     for (const [tid, ta] of A.threads) {
       const tb = B.threads.get(tid);
@@ -369,6 +430,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
 }
 
 function show(field: string, v: unknown): string {
+  if (field.startsWith('ns.') && Array.isArray(v)) return `shared with ${v.join(',')}`;
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' && HEX_FIELDS.has(field)) return `0x${v.toString(16)}`;
   if (Array.isArray(v)) return `[${v.join(',')}]`;
@@ -377,6 +439,7 @@ function show(field: string, v: unknown): string {
 
 const KIND_NOTE: Partial<Record<FieldChange['kind'], string>> = {
   reparent: ' (reparented)', session: ' (session changed)', pgroup: ' (process group changed)',
+  namespace: ' (moved namespace)',
 };
 
 /** One line for a field change, without indentation: "capEff: -CAP_SYS_ADMIN +CAP_NET_RAW". */
