@@ -9,13 +9,17 @@
  * Comparison. Every Task field except the identity (pid, tgid, startTime) is compared. A field that is
  * undefined on one side (the source could not read it) is not a difference: it is listed once in
  * `notCompared`. Fields this version does not know (kept by a newer image reader) are compared as values.
+ * Namespace identities (Task.ns) are compared as a partition (nsdiff.ts) and reported as `ns.KIND`; the
+ * collector's pid view (Task.collectorView) is context, not compared: pick the view to compare with
+ * selectPidView() (view.ts) on both sides first.
  * The dump headers (timings, createdAt, source, counts) are context, never differences.
  *
  * Output: a SnapshotDiff (the `--json` document, schema version DIFF_SCHEMA_VERSION) and formatDiff() for
  * the human form, grouped by process: one heading line (pid, comm), then one line per changed field.
  */
 import { UsageError } from '../errors.js';
-import type { DumpInfo, Mask64, Snapshot, Task } from '../collector/task.js';
+import { NS_KINDS, type DumpInfo, type Mask64, type Snapshot, type Task } from '../collector/task.js';
+import { namespaceMoves, nsField, type NsMove } from './nsdiff.js';
 
 export const DIFF_SCHEMA_VERSION = 1;
 
@@ -77,10 +81,14 @@ export const IGNORE_GROUPS: Readonly<Record<string, readonly string[]>> = {
   futex: ['futexRla', 'futexRlaLen'],
   /** threads added to or removed from a process */
   threads: ['threads'],
+  /** every namespace kind (ns.pid, ns.mnt, ...); each also on its own */
+  ns: NS_KINDS.map(nsField),
 };
 
 const IDENTITY = new Set(['pid', 'tgid', 'startTime']);
-const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY]);
+/** compared their own way (ns), or context (collectorView; nsPid never leaves the collector) */
+const SPECIAL = ['ns', 'collectorView', 'nsPid'];
+const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...SPECIAL]);
 const MASK_FIELDS = new Set<string>(['capInh', 'capPrm', 'capEff', 'capBnd', 'capAmb', 'sigBlk']);
 const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futexRla']);
 
@@ -92,6 +100,7 @@ export function parseIgnore(names: readonly string[]): string[] {
   const byLower = new Map<string, readonly string[]>();
   for (const f of DIFF_FIELDS) byLower.set(f.toLowerCase(), [f]);
   for (const [g, fs] of Object.entries(IGNORE_GROUPS)) byLower.set(g, fs);
+  for (const k of NS_KINDS) byLower.set(nsField(k), [nsField(k)]);
   const out = new Set<string>();
   const unknown: string[] = [];
   for (const raw of names) {
@@ -120,7 +129,7 @@ export interface FieldChange {
    * value: any scalar; reparent: ppid changed; session: sid; pgroup: pgid; caps: a capability set (added /
    * removed hold CAP_* names); signals: sigBlk (names); groups: supplementary groups (numbers)
    */
-  kind: 'value' | 'reparent' | 'session' | 'pgroup' | 'caps' | 'signals' | 'groups';
+  kind: 'value' | 'reparent' | 'session' | 'pgroup' | 'caps' | 'signals' | 'groups' | 'namespace';
   /** value in A (Mask64 as [lo, hi], groups as an array) */
   old: unknown;
   /** value in B */
@@ -255,12 +264,15 @@ function setDiff<T>(a: readonly T[], b: readonly T[]): { added: T[]; removed: T[
 
 class Comparer {
   readonly notCompared = new Set<string>();
+  /** namespace moves by side-A task (namespaceMoves over every matched pair) */
+  nsMoves = new Map<Task, NsMove[]>();
   constructor(private readonly ignore: ReadonlySet<string>) {}
 
   fields(a: Task, b: Task): FieldChange[] {
     const out: FieldChange[] = [];
     const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
     for (const f of DIFF_FIELDS) this.one(f, ra[f], rb[f], out);
+    for (const m of this.nsMoves.get(a) ?? []) out.push({ field: nsField(m.kind), kind: 'namespace', old: m.old, new: m.new });
     // fields a newer reader kept that this version does not know
     const extra = new Set<string>();
     for (const k of Object.keys(ra)) if (!KNOWN.has(k)) extra.add(k);
@@ -313,6 +325,21 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
   const pa = groupProcesses(a.tasks), pb = groupProcesses(b.tasks);
   const entries: ProcessDiff[] = [];
   let byPidOnly = false;
+
+  // namespaces are compared over all matched pairs at once (a partition), before the per-task pass
+  const pairs: [Task, Task][] = [];
+  for (const [pid, A] of pa) {
+    const B = pb.get(pid);
+    if (!B || matchKind(A.leader, B.leader) === 'reused') continue;
+    pairs.push([A.leader, B.leader]);
+    for (const [tid, ta] of A.threads) {
+      const tb = B.threads.get(tid);
+      if (tb && matchKind(ta, tb) !== 'reused') pairs.push([ta, tb]);
+    }
+  }
+  const ns = namespaceMoves(pairs, ignore);
+  for (const [i, m] of ns.moves) cmp.nsMoves.set(pairs[i][0], m);
+  for (const f of ns.notCompared) cmp.notCompared.add(f);
 
   for (const [pid, A] of pa) {
     const B = pb.get(pid);
@@ -377,6 +404,7 @@ function show(field: string, v: unknown): string {
 
 const KIND_NOTE: Partial<Record<FieldChange['kind'], string>> = {
   reparent: ' (reparented)', session: ' (session changed)', pgroup: ' (process group changed)',
+  namespace: ' (moved to another namespace)',
 };
 
 /** One line for a field change, without indentation: "capEff: -CAP_SYS_ADMIN +CAP_NET_RAW". */

@@ -17,7 +17,7 @@ export const JSON_SCHEMA_VERSION = 1;
 export const maskHex = (m: Mask64): string =>
   (m[1] >>> 0).toString(16).padStart(8, '0') + (m[0] >>> 0).toString(16).padStart(8, '0');
 
-export type TaskJson = Record<string, number | string | boolean | number[]>;
+export type TaskJson = Record<string, number | string | boolean | number[] | Record<string, number>>;
 
 export interface SnapshotJson {
   version: number;
@@ -30,7 +30,8 @@ export function taskToJson(t: Task): TaskJson {
   for (const [key, , kind] of TASK_FIELD_MAP) {
     const v = t[key];
     if (v === undefined) continue;
-    o[key] = kind === 'mask' ? maskHex(v as Mask64) : kind === 'list' ? [...(v as number[])] : (v as number | string | boolean);
+    o[key] = kind === 'mask' ? maskHex(v as Mask64) : kind === 'list' ? [...(v as number[])]
+      : kind === 'view' || kind === 'ns' ? { ...(v as Record<string, number>) } : (v as number | string | boolean);
   }
   return o;
 }

@@ -27,7 +27,8 @@ async function loadSysBpf(): Promise<SysBpf> {
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task } from '../../task.js';
-import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
+import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
+import { fillFromProc } from '../../nsread.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
   viewRecords, type RecordView,
@@ -243,12 +244,15 @@ export class BpfSource implements Source {
     return viewRecords(r.buf, r.length);
   }
 
-  async collectTree(root: number): Promise<Task[]> {
-    return this.collectTreeSync(root);
+  async collectTree(root: number, opts: TreeOptions = {}): Promise<Task[]> {
+    return this.collectTreeSync(root, opts);
   }
 
-  collectTreeSync(root: number): Task[] {
-    return decodeRows(this.records({ root, threads: true }));
+  /** What `opts` asks for beyond the record (pids at the root's level, namespace ids) is read from /proc. */
+  collectTreeSync(root: number, opts: TreeOptions = {}): Task[] {
+    const tasks = decodeRows(this.records({ root, threads: true }));
+    this.syscalls += fillFromProc(tasks, opts.rootLevel ?? 0, opts.namespaces === true);
+    return tasks;
   }
 
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {
