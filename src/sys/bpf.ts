@@ -23,6 +23,7 @@ interface Lib {
   load: (obj: unknown) => number;
   close: (obj: unknown) => void;
   find_prog: (obj: unknown, name: string) => unknown;
+  set_autoload: (prog: unknown, autoload: boolean) => number;
   find_map: (obj: unknown, name: string) => unknown;
   next_map: (obj: unknown, prev: unknown) => unknown;
   map_name: (map: unknown) => string;
@@ -59,6 +60,7 @@ function libbpf(): Lib {
     load: so.func('int bpf_object__load(void *obj)'),
     close: so.func('void bpf_object__close(void *obj)'),
     find_prog: so.func('void *bpf_object__find_program_by_name(void *obj, const char *name)'),
+    set_autoload: so.func('int bpf_program__set_autoload(void *prog, bool autoload)'),
     find_map: so.func('void *bpf_object__find_map_by_name(void *obj, const char *name)'),
     next_map: so.func('void *bpf_object__next_map(void *obj, void *prev)'),
     map_name: so.func('const char *bpf_map__name(void *map)'),
@@ -102,22 +104,26 @@ export class BpfObject {
   private elf: Buffer | undefined;
   private readonly opts: Buffer;
   private readonly log: Buffer;
-  private readonly nameBuf: Buffer;
+  /** strings opts points to (object name, BTF path): alive as long as the object */
+  private readonly strings: (Buffer | undefined)[];
   private mappings: { ptr: unknown; len: number }[] = [];
 
-  private constructor(obj: unknown, elf: Buffer, opts: Buffer, log: Buffer, nameBuf: Buffer) {
+  private constructor(obj: unknown, elf: Buffer, opts: Buffer, log: Buffer, strings: (Buffer | undefined)[]) {
     this.obj = obj;
     this.elf = elf;
     this.opts = opts;
     this.log = log;
-    this.nameBuf = nameBuf;
+    this.strings = strings;
   }
 
-  /** bpf_object__open_mem: parse the ELF object (no kernel calls yet). */
-  static open(elf: Buffer, name: string): BpfObject {
+  /**
+   * bpf_object__open_mem: parse the ELF object (no kernel calls yet). btfPath: the BTF that CO-RE relocates
+   * against instead of the kernel's (btf_custom_path; a minimal one, see bpf-btf.ts).
+   */
+  static open(elf: Buffer, name: string, btfPath?: string): BpfObject {
     const l = libbpf();
-    // struct bpf_object_open_opts (libbpf 1.1, 80 bytes): sz@0, object_name@8, kernel_log_buf@56,
-    // kernel_log_size@64, kernel_log_level@72
+    // struct bpf_object_open_opts (libbpf 1.1, 80 bytes): sz@0, object_name@8, btf_custom_path@48,
+    // kernel_log_buf@56, kernel_log_size@64, kernel_log_level@72
     const opts = Buffer.alloc(80);
     const log = Buffer.alloc(LOG_SIZE);
     const nameBuf = Buffer.from(`${name}\0`, 'latin1');
@@ -126,9 +132,11 @@ export class BpfObject {
     opts.writeBigUInt64LE(koffi.address(log), 56);
     opts.writeBigUInt64LE(BigInt(LOG_SIZE), 64);
     opts.writeUInt32LE(0, 72);
+    const btfBuf = btfPath ? Buffer.from(`${btfPath}\0`, 'latin1') : undefined;
+    if (btfBuf) opts.writeBigUInt64LE(koffi.address(btfBuf), 48);
     const obj = l.open_mem(elf, elf.length, opts);
     if (!obj) permissionOrUnavailable('bpf_object__open_mem', koffi.errno());
-    return new BpfObject(obj, elf, opts, log, nameBuf);
+    return new BpfObject(obj, elf, opts, log, [nameBuf, btfBuf]);
   }
 
   /** bpf_object__load: CO-RE relocation, map creation, verification. */
@@ -140,6 +148,13 @@ export class BpfObject {
       const lines = logText.split('\n').filter((s) => s.length > 0 && !s.startsWith('processed') && !s.startsWith('--'));
       permissionOrUnavailable('loading the BPF task iterator (bpf_object__load)', -ret, lines[lines.length - 1]);
     }
+  }
+
+  /** bpf_program__set_autoload (before load): a program switched off is neither verified nor loaded. */
+  setAutoload(name: string, on: boolean): void {
+    const p = libbpf().find_prog(this.live(), name);
+    if (!p) throw new UnavailableError('bpf', `BPF program ${name} is not in the object`);
+    libbpf().set_autoload(p, on);
   }
 
   program(name: string): BpfProgram {
@@ -182,7 +197,7 @@ export class BpfObject {
       libbpf().close(this.obj);
       this.obj = undefined;
     }
-    void this.opts; void this.nameBuf;
+    void this.opts; void this.strings;
   }
 
   private live(): unknown {

@@ -5,9 +5,12 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { spawnTree, killAllTrees, type Tree } from '../helpers/tree.js';
-import { BpfSource } from '../../src/collector/sources/bpf/bpf.js';
+import { BpfSource, objectPath } from '../../src/collector/sources/bpf/bpf.js';
+import { minCoreBtf } from '../../src/sys/bpf-btf.js';
 import { pinIterator, unpinIterator } from '../../src/cli/bpf.js';
 import type { Task } from '../../src/collector/task.js';
 import { NoProcessError } from '../../src/errors.js';
@@ -145,6 +148,65 @@ describe('bpf records rendered without decoding (tdcollect ps)', () => {
       renderRecords(view, rows, compileRecordColumns(cols)!, true, (b, n) => chunks.push(Buffer.from(b.subarray(0, n))));
       expect(Buffer.concat(chunks).toString('hex'), JSON.stringify(opts)).toBe(Buffer.from(text).toString('hex'));
       expect(rows.length).toBeGreaterThan(opts.root ? tree.tids.length - 1 : 50);
+    }
+  });
+});
+
+describe('bpf source, the program without the in-kernel filter (kernels without bpf_loop)', () => {
+  it('gives the records of the filtering program: the tree, a subtree, every task, a missing root', async () => {
+    const all = await BpfSource.open({ pinPath: undefined, inKernelFilter: false });
+    try {
+      const a = all.collectTreeSync(tree.root);
+      expect(a).toEqual(loaded.collectTreeSync(tree.root));
+      checkAgainstProc(a);
+      const bulk = tree.role('bulk')[0];
+      expect(all.collectTreeSync(bulk).map((t) => t.pid).sort((x, y) => x - y)).toEqual(tree.procs.get(bulk)!.tids);
+      const leaders = all.collectAllSync({ threads: false });
+      expect(leaders.every((t) => t.pid === t.tgid)).toBe(true);
+      expect(leaders.find((t) => t.pid === process.pid)).toBeDefined();
+      expect(() => all.collectTreeSync(0x3ffffff0)).toThrow(NoProcessError);
+    } finally {
+      all.close();
+    }
+  });
+});
+
+describe('bpf source, minimal CO-RE BTF cached per kernel build', () => {
+  it('is generated once, reused, and relocates the program as the kernel\'s BTF does', async () => {
+    const dir = mkdtempSync(join(tmpdir(), `tdcollect-btf-${process.pid}-`));
+    const saved = process.env.TDCOLLECT_CACHE_DIR;
+    process.env.TDCOLLECT_CACHE_DIR = dir;
+    try {
+      const elf = readFileSync(objectPath());
+      const first = minCoreBtf(elf, objectPath());
+      expect(first?.generated).toBe(true);
+      expect(statSync(first!.path).size).toBeGreaterThan(0);
+      // a few KiB, against the kernel's megabytes
+      expect(statSync(first!.path).size).toBeLessThan(statSync('/sys/kernel/btf/vmlinux').size / 100);
+      expect(minCoreBtf(elf, objectPath())).toEqual({ path: first!.path, generated: false });
+      const withMin = await BpfSource.open({ pinPath: undefined });
+      const withKernel = await BpfSource.open({ pinPath: undefined, minCoreBtf: false });
+      try {
+        const a = withMin.collectTreeSync(tree.root);
+        expect(a).toEqual(withKernel.collectTreeSync(tree.root));
+        checkAgainstProc(a);
+      } finally {
+        withMin.close();
+        withKernel.close();
+      }
+      // an unusable cached file is dropped, and the load falls back to the kernel's BTF
+      writeFileSync(first!.path, 'not BTF');
+      const fallback = await BpfSource.open({ pinPath: undefined });
+      try {
+        expect(fallback.collectTreeSync(tree.root)).toEqual(loaded.collectTreeSync(tree.root));
+      } finally {
+        fallback.close();
+      }
+      expect(existsSync(first!.path)).toBe(false);
+    } finally {
+      if (saved === undefined) delete process.env.TDCOLLECT_CACHE_DIR;
+      else process.env.TDCOLLECT_CACHE_DIR = saved;
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

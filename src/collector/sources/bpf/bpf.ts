@@ -13,6 +13,7 @@
 import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
+import { release as osRelease } from 'node:os';
 import { NoProcessError, PermissionError, UnavailableError } from '../../../errors.js';
 import { BPFFS, drainIter, openPinnedIter } from '../../../sys/bpfiter.js';
 // libbpf bindings (koffi) are loaded only when this process loads the program itself: reading a pinned
@@ -35,7 +36,18 @@ import {
 } from './record.js';
 
 export const OBJECT_FILE = 'task_iter.bpf.o';
+/** the program that selects the subtree in the kernel (its ancestor walk is a bpf_loop: 5.17+) */
 export const PROGRAM_NAME = 'td_task_iter';
+/** the same without the in-kernel filter, for kernels without bpf_loop (5.11-5.16) */
+export const PROGRAM_NAME_ALL = 'td_task_iter_all';
+
+/** Does the running kernel have the bpf_loop helper (Linux 5.17+)? */
+export function kernelHasBpfLoop(release = osRelease()): boolean {
+  const m = /^(\d+)\.(\d+)/.exec(release);
+  if (!m) return false;
+  const major = Number(m[1]), minor = Number(m[2]);
+  return major > 5 || (major === 5 && minor >= 17);
+}
 /** Default pin location; TDCOLLECT_BPF_PIN overrides it, and TDCOLLECT_BPF_PIN=none disables pinned use. */
 export const DEFAULT_PIN_PATH = `${BPFFS}/tdcollect/tasks-v${RECORD_VERSION}`;
 
@@ -87,23 +99,41 @@ export class LoadedIterator {
     private readonly obj: BpfObject,
     readonly link: BpfLink,
     private readonly bss: { ptr: unknown; size: number },
+    /** true when the program selects the subtree itself (td_task_iter); false: every task, cut in user space */
+    readonly filters: boolean,
   ) {}
 
   /** Open, load and attach the task iterator (the one-time cost: 0.3–0.5 s on this project's 6.18 machines). */
-  static async load(): Promise<LoadedIterator> {
+  static async load(opts: { inKernelFilter?: boolean; minCoreBtf?: boolean } = {}): Promise<LoadedIterator> {
     if (!hasBpfCaps()) {
       throw new PermissionError('CAP_BPF', undefined,
         `loading the BPF task iterator needs ${BPF_CAPS} (or read a pinned one: tdcollect bpf pin)`);
     }
     const sys = await loadSysBpf();
-    const elf = readFileSync(objectPath());
-    const obj = sys.BpfObject.open(elf, 'tdcollect');
+    const path = objectPath();
+    const elf = readFileSync(path);
+    const btf = opts.minCoreBtf === false ? undefined : (await import('../../../sys/bpf-btf.js')).minCoreBtf(elf, path);
     try {
+      return LoadedIterator.loadWith(sys, elf, btf?.path, opts);
+    } catch (e) {
+      // a cached BTF libbpf could not use: drop it and relocate against the kernel's own BTF
+      if (!btf || e instanceof PermissionError) throw e;
+      (await import('../../../sys/bpf-btf.js')).dropMinCoreBtf(btf.path);
+      return LoadedIterator.loadWith(sys, elf, undefined, opts);
+    }
+  }
+
+  private static loadWith(sys: SysBpf, elf: Buffer, btfPath: string | undefined, opts: { inKernelFilter?: boolean }): LoadedIterator {
+    const obj = sys.BpfObject.open(elf, 'tdcollect', btfPath);
+    try {
+      const filters = opts.inKernelFilter ?? kernelHasBpfLoop();
+      const name = filters ? PROGRAM_NAME : PROGRAM_NAME_ALL;
+      obj.setAutoload(filters ? PROGRAM_NAME_ALL : PROGRAM_NAME, false);
       obj.load();
       const bss = obj.mapGlobalData('.bss');
       if (bss.size < 8) throw new UnavailableError('bpf', `BPF object ${OBJECT_FILE} has a ${bss.size}-byte .bss, expected 8`);
-      const link = obj.program(PROGRAM_NAME).attachIter();
-      return new LoadedIterator(sys, obj, link, bss);
+      const link = obj.program(name).attachIter();
+      return new LoadedIterator(sys, obj, link, bss, filters);
     } catch (e) {
       obj.close();
       throw e;
@@ -203,6 +233,10 @@ export interface BpfSourceOptions {
   pinPath?: string | undefined;
   /** use the pinned iterator when readable (default true) */
   usePinned?: boolean;
+  /** when loading: the program that selects the subtree in the kernel (default: where the kernel has bpf_loop) */
+  inKernelFilter?: boolean;
+  /** when loading: relocate against the cached minimal CO-RE BTF (default true; false: the kernel's BTF) */
+  minCoreBtf?: boolean;
 }
 
 export class BpfSource implements Source {
@@ -217,7 +251,7 @@ export class BpfSource implements Source {
   static async open(opts: BpfSourceOptions = { pinPath: pinPath() }): Promise<BpfSource> {
     const path = opts.pinPath;
     if ((opts.usePinned ?? true) && pinnedReadable(path)) return new BpfSource(undefined, path);
-    return new BpfSource(await LoadedIterator.load(), undefined);
+    return new BpfSource(await LoadedIterator.load({ inKernelFilter: opts.inKernelFilter, minCoreBtf: opts.minCoreBtf }), undefined);
   }
 
   /** The pinned iterator at path, or undefined when there is none this user may read. */
@@ -283,7 +317,7 @@ export class BpfSource implements Source {
     }
     let v: RecordView;
     let rows: number[] | undefined;
-    if (this.loaded) {
+    if (this.loaded?.filters) {
       v = this.read(root, !opts.threads);
       for (let i = 0; i < v.count; i++) {
         if (recBits(v, i) & BIT_UNDECIDED) { rows = []; break; }
