@@ -41,21 +41,23 @@ function gone(code: string | undefined): boolean {
 
 /**
  * One thread's namespace identities. For a thread other than the leader, pass the leader's ids as
- * `leader`: the per-process kinds are copied from it and only the per-thread kinds are read. Returns
- * undefined when the task is gone. Throws PermissionError when the caller may not inspect the task.
+ * `leader`: the per-process kinds are copied from it and only the per-thread kinds are read. A kind /proc
+ * does not give for this task is absent: a zombie has no nsproxy any more, so only its pid and user
+ * namespaces remain. Returns undefined when none could be read (the task is gone). Throws PermissionError
+ * when the caller may not inspect the task.
  */
 export function readNsIds(tgid: number, tid: number, leader?: NsIds): NsIds | undefined {
   const kinds = nsKinds();
   const ids: NsIds = {};
   const base = `/proc/${tgid}/task/${tid}/ns/`;
   let read = 0;
-  const one = (k: NsKind): boolean => {
+  const one = (k: NsKind): void => {
     let link: string;
     try {
       link = readlinkSync(base + k);
     } catch (e) {
       const code = (e as NodeJS.ErrnoException).code;
-      if (gone(code)) return false;
+      if (gone(code)) return;
       if (code === 'EACCES' || code === 'EPERM') {
         throw new PermissionError('CAP_SYS_PTRACE', tid,
           `cannot read ${base}${k}: reading pid ${tid} needs CAP_SYS_PTRACE (or the same user)`);
@@ -67,15 +69,14 @@ export function readNsIds(tgid: number, tid: number, leader?: NsIds): NsIds | un
     while (i < link.length && link.charCodeAt(i) !== C_LBRACKET) i++;
     ids[k] = parseInt(link.slice(i + 1), 10);
     read++;
-    return true;
   };
   if (leader && tid !== tgid) {
     for (const k of kinds.process) if (leader[k] !== undefined) ids[k] = leader[k];
   } else {
-    for (const k of kinds.process) if (!one(k)) return undefined;
+    for (const k of kinds.process) one(k);
   }
-  for (const k of kinds.thread) if (!one(k)) return undefined;
-  return read || leader ? ordered(ids) : undefined;
+  for (const k of kinds.thread) one(k);
+  return read ? ordered(ids) : undefined;
 }
 
 /** the same ids with keys in NS_KINDS order, so records from every source have one shape */
