@@ -128,8 +128,12 @@ const MISSING_CORE_FIELDS: Record<string, string[]> = {
   futexRlaLen: ['thread_core.futex_rla_len'],
 };
 
-/** a proto2 optional field written as zero on one side and left out on the other: the same value */
-const isZero = (v: unknown): boolean => v === 0 || v === '0' || (Array.isArray(v) && v.every((x) => x === 0));
+/**
+ * a proto2 optional field written as zero on one side and left out on the other: the same value (crit
+ * prints the zero of the seccomp_mode enum as "disabled")
+ */
+const isZero = (v: unknown): boolean =>
+  v === 0 || v === '0' || v === 'disabled' || (Array.isArray(v) && v.every((x) => x === 0));
 
 /**
  * Every field where ours differs from CRIU's, as "core-N.img field: ours -> criu" lines. Two rules, and
