@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what tdcollect needs on Debian 12, as root: the build and test toolchain (clang for the BPF
-# program, gcc for test fixtures), crit for decoding images, and QEMU + a kernel's headers for the
+# program, gcc for test fixtures), criu and crit (criu runs in the QEMU guest), zstd for the archive tests,
+# and QEMU + a kernel's headers for the
 # TASKDIAG module's guest tests. Safe to run again.
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
@@ -9,7 +10,7 @@ SUDO=""
 pkgs=(
   ca-certificates git procps util-linux strace hyperfine
   gcc make libc6-dev clang llvm libbpf-dev libbpf1 bpftool
-  criu python3-protobuf
+  criu python3-protobuf zstd
   qemu-system-x86 busybox-static kmod cpio xz-utils linux-headers-amd64
 )
 missing=()

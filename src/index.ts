@@ -5,6 +5,7 @@
  *   const snap = await collect({ root: 1234, freeze: 'ptrace' });   // Snapshot: { info, tasks }
  *   await writeImages(snap, '/tmp/dump');                           // CRIU images + tasks.img
  *   const again = readImages('/tmp/dump');                          // Snapshot
+ *   const c = await readImageSet('ckpt.tar.zst');                   // any image set: CRIU dir, archive, ...
  *   const d = diff(snap, again);                                    // SnapshotDiff (d.equal === true)
  *
  * Failures are typed: `err instanceof NoProcessError`, `PermissionError`, `UnavailableError`, `SysError`
@@ -21,15 +22,18 @@ export { readNsIds, readNsPidChain, parseNsPid, nsKinds } from './collector/nsre
 export { FREEZERS, type Freezer, type FrozenTree, type FreezeOptions } from './collector/freeze/index.js';
 export { orderTasks, buildTree, InconsistentTreeError, type Process } from './collector/walk.js';
 export {
-  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, NS_KINDS, NS_PER_PROCESS, NS_PER_THREAD, isLeader,
-  type Task, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState, type SourceName,
-  type FreezeMethod, type OptionalField, type PidView, type NsIds, type NsKind,
+  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, NS_KINDS, NS_PER_PROCESS, NS_PER_THREAD, isLeader, criuStateOf,
+  type Task, type RecordedTask, type CriuState, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState,
+  type SourceName, type FreezeMethod, type OptionalField, type PidView, type NsIds, type NsKind,
 } from './collector/task.js';
 
 // images
 export {
   writeImages, writeImagesSync, readImages, readTasksImage, snapshotToJson, taskToJson, JSON_SCHEMA_VERSION, ImageWriteError,
   type WriteOptions, type WriteResult, type ReadOptions, type TasksImage, type SnapshotJson, type TaskJson,
+  readImageSet, decodeImageSet, decodeCriuSet, dirFiles, containerInfo,
+  type ImageSetSnapshot, type ImageOrigin, type ContainerInfo, type ReadImageSetOptions, type ImageFiles,
+  type ArchiveLimits, type Compression, type CriuSetInfo,
 } from './image/index.js';
 
 // pid views (root's pid namespace as CRIU writes it, or the collector's)

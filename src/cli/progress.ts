@@ -134,8 +134,8 @@ export function formatStats(info: DumpInfo): string {
   const parts = [t.freeze, t.collect, t.write, t.thaw].filter((x): x is number => x !== undefined);
   const total = parts.length ? parts.reduce((a, b) => a + b, 0) : undefined;
   const rows: [string, string][] = [
-    ['source', info.source],
-    ['freeze method', info.freeze + (info.cgroup ? ` (${info.cgroup})` : '')],
+    ['source', info.source ?? 'not recorded'],
+    ['freeze method', (info.freeze ?? 'not recorded') + (info.cgroup ? ` (${info.cgroup})` : '')],
     ['freezing time', ms(t.freeze)],
     ['collecting time', ms(t.collect)],
     ['writing time', ms(t.write)],
@@ -148,5 +148,5 @@ export function formatStats(info: DumpInfo): string {
   ];
   if (info.missing?.length) rows.push(['fields missing', info.missing.join(', ')]);
   const w = Math.max(...rows.map(([k]) => k.length)) + 3;
-  return `Dump statistics (${info.tool})\n` + rows.map(([k, v]) => `  ${(k + ':').padEnd(w)}${v}`).join('\n') + '\n';
+  return `Dump statistics (${info.tool ?? 'tool not recorded'})\n` + rows.map(([k, v]) => `  ${(k + ':').padEnd(w)}${v}`).join('\n') + '\n';
 }

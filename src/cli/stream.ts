@@ -9,7 +9,7 @@
  * in ~64 KiB chunks; a consumer that goes away (EPIPE) ends the stream quietly. Record schema: src/stream.
  */
 import { Option, type Command } from './commander.js';
-import type { DumpInfo, Task } from '../collector/task.js';
+import type { DumpInfo, RecordedTask } from '../collector/task.js';
 import type { StreamFormat, StreamResult } from '../stream/index.js';
 
 /** The formats of src/stream, repeated here so that registering the options does not load msgpackr. */
@@ -31,7 +31,7 @@ export function addStreamOptions(cmd: Command): Command {
 /** Write a snapshot (or a task list with what is known of the header) to stdout as a stream. */
 export async function streamToStdout(
   info: Partial<DumpInfo>,
-  tasks: Iterable<Task> | AsyncIterable<Task>,
+  tasks: Iterable<RecordedTask> | AsyncIterable<RecordedTask>,
   format: StreamFormat = 'msgpack',
 ): Promise<StreamResult> {
   const { streamSnapshot } = await import('../stream/index.js');

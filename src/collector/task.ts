@@ -120,7 +120,43 @@ export const OPTIONAL_FIELDS = [
 
 export type OptionalField = (typeof OPTIONAL_FIELDS)[number];
 
-export const isLeader = (t: Task): boolean => t.pid === t.tgid;
+/** CRIU's task_state values, by name (core_entry.tc.task_state 1 alive, 2 dead = zombie, 3 stopped). */
+export type CriuState = 'alive' | 'dead' | 'stopped';
+
+/** Task fields that every source fills but an image set CRIU wrote may not record. */
+export type CriuUnrecordedField =
+  | 'ppid' | 'tpid' | 'state'
+  | 'uid' | 'euid' | 'suid' | 'fsuid' | 'gid' | 'egid' | 'sgid' | 'fsgid'
+  | 'capInh' | 'capPrm' | 'capEff' | 'capBnd';
+
+/**
+ * A task as a Snapshot holds it. From tdcollect (a source, tasks.img, a stream) it is a whole Task. From an
+ * image set CRIU wrote, fewer fields are recorded and the rest stay undefined (never a made-up 0):
+ *   - ppid of the root (CRIU writes 0 there), tpid (not recorded);
+ *   - state: CRIU keeps only `criuState` (alive, dead, stopped), not the /proc letter;
+ *   - the ids and capability sets of a zombie (CRIU writes no credentials for dead tasks).
+ */
+export type RecordedTask = Omit<Task, CriuUnrecordedField> & Partial<Pick<Task, CriuUnrecordedField>> & {
+  /** CRIU's coarse state, set only by image sets that do not record the /proc letter */
+  criuState?: CriuState;
+  /**
+   * Namespace identities, where the set records them: inode numbers from a source, CRIU's own numbering
+   * from ids-PID.img. Only which tasks share a namespace is comparable across formats.
+   */
+  ns?: NsIds;
+};
+
+
+/** The coarse CRIU state of a task: its criuState, else derived from its /proc letter. */
+export function criuStateOf(t: RecordedTask): CriuState | undefined {
+  if (t.criuState !== undefined) return t.criuState;
+  if (t.state === undefined) return undefined;
+  if (t.state === 'Z' || t.state === 'X') return 'dead';
+  if (t.state === 'T' || t.state === 't') return 'stopped';
+  return 'alive';
+}
+
+export const isLeader = (t: RecordedTask): boolean => t.pid === t.tgid;
 
 export type SourceName = 'procfs' | 'bpf' | 'taskdiag';
 export type FreezeMethod = 'ptrace' | 'cgroup' | 'none';
@@ -133,23 +169,27 @@ export interface Timings {
   thaw?: number;
 }
 
-/** What a dump header records: where the snapshot came from and what it cost. */
+/**
+ * What a dump header records: where the snapshot came from and what it cost. A tdcollect dump records
+ * every field but the optional ones at the end; an image set CRIU wrote records none of formatVersion,
+ * tool, source, freeze, kernel, hostname, createdAt or timings (they stay undefined / empty).
+ */
 export interface DumpInfo {
   /** version of the tasks.img header layout */
-  formatVersion: number;
+  formatVersion?: number;
   /** tdcollect version that wrote it */
-  tool: string;
-  source: SourceName;
-  freeze: FreezeMethod;
+  tool?: string;
+  source?: SourceName;
+  freeze?: FreezeMethod;
   /** true for a live (unfrozen, racy) snapshot */
   live: boolean;
   /** uname -r */
-  kernel: string;
-  hostname: string;
+  kernel?: string;
+  hostname?: string;
   /** root pid as given by the user (a tgid) */
   root: number;
   /** wall-clock time the dump started, ms since the epoch */
-  createdAt: number;
+  createdAt?: number;
   processes: number;
   threads: number;
   timings: Timings;
@@ -172,5 +212,5 @@ export interface DumpInfo {
 /** Plain data: the tasks of one tree in pstree order (depth first, each leader followed by its threads). */
 export interface Snapshot {
   info: DumpInfo;
-  tasks: Task[];
+  tasks: RecordedTask[];
 }

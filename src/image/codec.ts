@@ -8,7 +8,8 @@
  */
 import {
   NS_KINDS, OPTIONAL_FIELDS, REQUIRED_FIELDS, TASK_STATES,
-  type NsIds, type PidView, type DumpInfo, type FreezeMethod, type Mask64, type OptionalField, type Snapshot, type SourceName, type Task, type TaskState,
+  type NsIds, type PidView, type DumpInfo, type FreezeMethod, type Mask64, type OptionalField, type RecordedTask, type Snapshot,
+  type SourceName, type Task, type TaskState,
 } from '../collector/task.js';
 import { ImageError, TdError, EXIT } from '../errors.js';
 import type { Decoded } from './framing.js';
@@ -58,12 +59,12 @@ const isS32 = (v: unknown): v is number => typeof v === 'number' && Number.isInt
 const isU64 = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 const isMask = (v: unknown): v is Mask64 => Array.isArray(v) && v.length === 2 && isU32(v[0]) && isU32(v[1]);
 
-function bad(t: Task, key: string, v: unknown): never {
+function bad(t: RecordedTask, key: string, v: unknown): never {
   throw new ImageWriteError(`cannot write task ${t.pid}: field ${key} = ${JSON.stringify(v)} is out of range`);
 }
 
 /** Task -> tdcollect.task message object. Refuses values it could not store losslessly. */
-export function taskToPb(t: Task): Record<string, unknown> {
+export function taskToPb(t: RecordedTask): Record<string, unknown> {
   const m: Record<string, unknown> = {};
   for (const key of Object.keys(t)) {
     if (!KNOWN_TASK_KEYS.has(key) && (t as unknown as Record<string, unknown>)[key] !== undefined) {
@@ -233,13 +234,13 @@ export function inventoryEntry(): Record<string, unknown> {
 }
 
 /** A process: its leader and its other threads, in snapshot order. */
-export interface ProcessGroup { leader: Task; threads: Task[] }
+export interface ProcessGroup { leader: RecordedTask; threads: RecordedTask[] }
 
 /**
  * Group snapshot tasks by process, keeping snapshot order (pstree order). Threads must follow their
  * leader's process somewhere in the snapshot; a thread of a process without a leader is refused.
  */
-export function groupProcesses(tasks: readonly Task[]): ProcessGroup[] {
+export function groupProcesses(tasks: readonly RecordedTask[]): ProcessGroup[] {
   const out: ProcessGroup[] = [];
   const byTgid = new Map<number, ProcessGroup>();
   for (const t of tasks) {
@@ -261,7 +262,7 @@ export function groupProcesses(tasks: readonly Task[]): ProcessGroup[] {
 
 /** Dead = a zombie (or dying) leader with no thread left: CRIU writes mtype + tc only. */
 export const isDead = (g: ProcessGroup): boolean =>
-  g.threads.length === 0 && (g.leader.state === 'Z' || g.leader.state === 'X');
+  g.threads.length === 0 && (g.leader.state === 'Z' || g.leader.state === 'X' || (g.leader.state === undefined && g.leader.criuState === 'dead'));
 
 export function pstreeEntry(g: ProcessGroup, isRoot: boolean): Record<string, unknown> {
   const l = g.leader;
@@ -275,19 +276,24 @@ export function pstreeEntry(g: ProcessGroup, isRoot: boolean): Record<string, un
   };
 }
 
-function taskState(t: Task, dead: boolean): number {
+function taskState(t: RecordedTask, dead: boolean): number {
   if (dead) return TASK_STATE.DEAD;
-  if (t.state === 'T') return TASK_STATE.STOPPED;
+  if (t.state === 'T' || (t.state === undefined && t.criuState === 'stopped')) return TASK_STATE.STOPPED;
   return TASK_STATE.ALIVE;
 }
 
-export function credsEntry(t: Task): Record<string, unknown> {
+export function credsEntry(t: RecordedTask): Record<string, unknown> {
+  const need = (k: 'capInh' | 'capPrm' | 'capEff' | 'capBnd'): Mask64 => {
+    const v = t[k];
+    if (v === undefined) throw new ImageWriteError(`cannot write images: task ${t.pid} has no ${k} recorded`);
+    return v;
+  };
   const c: Record<string, unknown> = {
     uid: t.uid, gid: t.gid, euid: t.euid, egid: t.egid, suid: t.suid, sgid: t.sgid, fsuid: t.fsuid, fsgid: t.fsgid,
-    cap_inh: [t.capInh[0], t.capInh[1]],
-    cap_prm: [t.capPrm[0], t.capPrm[1]],
-    cap_eff: [t.capEff[0], t.capEff[1]],
-    cap_bnd: [t.capBnd[0], t.capBnd[1]],
+    cap_inh: [need('capInh')[0], need('capInh')[1]],
+    cap_prm: [need('capPrm')[0], need('capPrm')[1]],
+    cap_eff: [need('capEff')[0], need('capEff')[1]],
+    cap_bnd: [need('capBnd')[0], need('capBnd')[1]],
     secbits: t.securebits ?? 0, // not in /proc: 0 when the source could not read it
     groups: t.groups ?? [],
   };
@@ -299,7 +305,7 @@ export function credsEntry(t: Task): Record<string, unknown> {
 const SCHED_FIFO = 1;
 const SCHED_RR = 2;
 
-export function threadCoreEntry(t: Task): Record<string, unknown> {
+export function threadCoreEntry(t: RecordedTask): Record<string, unknown> {
   const tc: Record<string, unknown> = {
     futex_rla: t.futexRla ?? 0,
     futex_rla_len: t.futexRlaLen ?? 0,
@@ -316,7 +322,7 @@ export function threadCoreEntry(t: Task): Record<string, unknown> {
 }
 
 /** The core_entry of one thread: tc for a leader, thread_core for every live thread. */
-export function coreEntry(t: Task, g: ProcessGroup, mtype: number): Record<string, unknown> {
+export function coreEntry(t: RecordedTask, g: ProcessGroup, mtype: number): Record<string, unknown> {
   const core: Record<string, unknown> = { mtype };
   const dead = isDead(g);
   if (t === g.leader) {

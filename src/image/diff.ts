@@ -9,16 +9,13 @@
  * Comparison. Every Task field except the identity (pid, tgid, startTime) is compared. A field that is
  * undefined on one side (the source could not read it) is not a difference: it is listed once in
  * `notCompared`. Fields this version does not know (kept by a newer image reader) are compared as values.
- * Namespace identities (Task.ns) are compared as a partition (nsdiff.ts) and reported as `ns.KIND`; the
- * collector's pid view (Task.collectorView) is context, not compared: pick the view to compare with
- * selectPidView() (view.ts) on both sides first.
  * The dump headers (timings, createdAt, source, counts) are context, never differences.
  *
  * Output: a SnapshotDiff (the `--json` document, schema version DIFF_SCHEMA_VERSION) and formatDiff() for
  * the human form, grouped by process: one heading line (pid, comm), then one line per changed field.
  */
 import { UsageError } from '../errors.js';
-import { NS_KINDS, type DumpInfo, type Mask64, type Snapshot, type Task } from '../collector/task.js';
+import { criuStateOf, NS_KINDS, type DumpInfo, type Mask64, type RecordedTask as Task, type Snapshot } from '../collector/task.js';
 import { namespaceMoves, nsField, type NsMove } from './nsdiff.js';
 
 export const DIFF_SCHEMA_VERSION = 1;
@@ -81,14 +78,17 @@ export const IGNORE_GROUPS: Readonly<Record<string, readonly string[]>> = {
   futex: ['futexRla', 'futexRlaLen'],
   /** threads added to or removed from a process */
   threads: ['threads'],
-  /** every namespace kind (ns.pid, ns.mnt, ...); each also on its own */
+  /** namespace membership, every kind */
   ns: NS_KINDS.map(nsField),
 };
 
 const IDENTITY = new Set(['pid', 'tgid', 'startTime']);
-/** compared their own way (ns), or context (collectorView; nsPid never leaves the collector) */
-const SPECIAL = ['ns', 'collectorView', 'nsPid'];
-const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...SPECIAL]);
+/**
+ * compared through `state` (see Comparer.state), namespaces as a partition (nsdiff.ts); the collector's pid
+ * view is context (choose the view with selectPidView first), nsPid never leaves the collector
+ */
+const STATE_FIELDS = new Set(['criuState', 'ns', 'collectorView', 'nsPid']);
+const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...STATE_FIELDS]);
 const MASK_FIELDS = new Set<string>(['capInh', 'capPrm', 'capEff', 'capBnd', 'capAmb', 'sigBlk']);
 const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futexRla']);
 
@@ -99,8 +99,8 @@ const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futex
 export function parseIgnore(names: readonly string[]): string[] {
   const byLower = new Map<string, readonly string[]>();
   for (const f of DIFF_FIELDS) byLower.set(f.toLowerCase(), [f]);
+  for (const k of NS_KINDS) byLower.set(`ns.${k}`, [`ns.${k}`]);
   for (const [g, fs] of Object.entries(IGNORE_GROUPS)) byLower.set(g, fs);
-  for (const k of NS_KINDS) byLower.set(nsField(k), [nsField(k)]);
   const out = new Set<string>();
   const unknown: string[] = [];
   for (const raw of names) {
@@ -175,11 +175,14 @@ export interface ProcessDiff {
 /** What each side was (context only, never compared). */
 export interface DiffSide {
   path?: string;
+  /** what the side is: "tdcollect dump", "CRIU image set", "checkpoint archive (tar.zst)", "live tree" */
+  kind?: string;
   root: number;
-  source: string;
-  freeze: string;
+  /** absent for image sets that do not record it (CRIU's) */
+  source?: string;
+  freeze?: string;
   live: boolean;
-  createdAt: number;
+  createdAt?: number;
   processes: number;
   threads: number;
 }
@@ -202,10 +205,11 @@ export interface SnapshotDiff {
 }
 
 function side(info: DumpInfo): DiffSide {
-  return {
-    root: info.root, source: info.source, freeze: info.freeze, live: info.live, createdAt: info.createdAt,
-    processes: info.processes, threads: info.threads,
-  };
+  const d: DiffSide = { root: info.root, live: info.live, processes: info.processes, threads: info.threads };
+  if (info.source !== undefined) d.source = info.source;
+  if (info.freeze !== undefined) d.freeze = info.freeze;
+  if (info.createdAt !== undefined) d.createdAt = info.createdAt;
+  return d;
 }
 
 interface Proc {
@@ -271,7 +275,10 @@ class Comparer {
   fields(a: Task, b: Task): FieldChange[] {
     const out: FieldChange[] = [];
     const ra = a as unknown as Record<string, unknown>, rb = b as unknown as Record<string, unknown>;
-    for (const f of DIFF_FIELDS) this.one(f, ra[f], rb[f], out);
+    for (const f of DIFF_FIELDS) {
+      if (f === 'state') this.state(a, b, out);
+      else this.one(f, ra[f], rb[f], out);
+    }
     for (const m of this.nsMoves.get(a) ?? []) out.push({ field: nsField(m.kind), kind: 'namespace', old: m.old, new: m.new });
     // fields a newer reader kept that this version does not know
     const extra = new Set<string>();
@@ -279,6 +286,20 @@ class Comparer {
     for (const k of Object.keys(rb)) if (!KNOWN.has(k)) extra.add(k);
     for (const k of [...extra].sort()) this.one(k, ra[k], rb[k], out);
     return out;
+  }
+
+  /**
+   * The /proc letters when both sides have one; otherwise CRIU's coarse states (alive, dead, stopped), one
+   * side's letter mapped onto them (Z and X dead, T and t stopped, the rest alive).
+   */
+  private state(a: Task, b: Task, out: FieldChange[]): void {
+    if (this.ignore.has('state')) return;
+    if (a.state !== undefined && b.state !== undefined) { this.one('state', a.state, b.state, out); return; }
+    const ca = criuStateOf(a), cb = criuStateOf(b);
+    if (ca === undefined || cb === undefined) { if (ca !== undefined || cb !== undefined) this.notCompared.add('state'); return; }
+    if (ca !== cb) {
+      out.push({ field: 'state', kind: 'value', old: a.state !== undefined ? `${a.state} (${ca})` : ca, new: b.state !== undefined ? `${b.state} (${cb})` : cb });
+    }
   }
 
   private one(f: string, va: unknown, vb: unknown, out: FieldChange[]): void {
@@ -325,8 +346,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
   const pa = groupProcesses(a.tasks), pb = groupProcesses(b.tasks);
   const entries: ProcessDiff[] = [];
   let byPidOnly = false;
-
-  // namespaces are compared over all matched pairs at once (a partition), before the per-task pass
+  // namespaces are compared over every matched pair at once (a partition, nsdiff.ts), threads included
   const pairs: [Task, Task][] = [];
   for (const [pid, A] of pa) {
     const B = pb.get(pid);

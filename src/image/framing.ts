@@ -58,6 +58,10 @@ export const KIND = {
   inventory: { name: 'inventory', head: null, magic: MAGIC.INVENTORY, single: true },
   pstree: { name: 'pstree', head: MAGIC.IMG_COMMON, magic: MAGIC.PSTREE, single: false },
   core: { name: 'core', head: MAGIC.IMG_COMMON, magic: MAGIC.CORE, single: true },
+  /** ids-<pid>.img (CRIU): one task_kobj_ids_entry */
+  ids: { name: 'ids', head: MAGIC.IMG_COMMON, magic: MAGIC.IDS, single: true },
+  /** creds-<pid>.img (legacy CRIU): one creds_entry */
+  creds: { name: 'creds', head: MAGIC.IMG_COMMON, magic: MAGIC.CREDS, single: true },
   tasks: { name: 'tasks', head: MAGIC.IMG_COMMON, magic: MAGIC.TASKS, single: false },
 } as const satisfies Record<string, ImageKind>;
 

@@ -1,9 +1,15 @@
 /** The image layer: CRIU framing, schemas, Snapshot <-> image directory, JSON form. No kernel access. */
 export { writeImages, writeImagesSync, encodeImages, type WriteOptions, type WriteResult } from './write.js';
 export {
-  readImages, readTasksImage, readCriuImages, verifyCriuImages,
-  type ReadOptions, type TasksImage, type CriuImages, type UnknownFieldAt,
+  readImages, readTasksImage, readCriuImages, verifyCriuImages, decodeImageSet, dirFiles, imageSetWriter,
+  type ReadOptions, type TasksImage, type CriuImages, type UnknownFieldAt, type ImageFiles,
 } from './read.js';
+export { decodeCriuSet, type CriuSetInfo, type CriuNsIds } from './criu.js';
+export {
+  readImageSet, containerInfo, isReadImage, METADATA_FILES,
+  type ImageSetSnapshot, type ImageOrigin, type ContainerInfo, type ReadImageSetOptions,
+} from './imageset.js';
+export type { ArchiveLimits, ArchiveContents, Compression } from './archive.js';
 export { snapshotToJson, taskToJson, maskHex, JSON_SCHEMA_VERSION, type SnapshotJson, type TaskJson } from './json.js';
 export {
   MAGIC, KIND, frameImage, splitEntries, decodeMessage, decodeImage, encodeMessage,

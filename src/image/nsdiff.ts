@@ -8,7 +8,7 @@
  *
  * O(pairs) per kind with Maps; ties go to the first pair seen (pstree order), so the result is deterministic.
  */
-import { NS_KINDS, type NsKind, type Task } from '../collector/task.js';
+import { NS_KINDS, type NsKind, type RecordedTask as Task } from '../collector/task.js';
 
 export interface NsMove {
   kind: NsKind;

@@ -8,11 +8,12 @@
  */
 import { closeSync, constants, fstatSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Snapshot, Task } from '../collector/task.js';
+import type { RecordedTask, Snapshot } from '../collector/task.js';
 import { ImageError } from '../errors.js';
 import { groupProcesses, isDead, pbToHeader, pbToTask, pstreeEntry } from './codec.js';
 import { decodeImage, decodeMessage, splitEntries, KIND, type Decoded, type ImageKind, type RawEntry, type UnknownField } from './framing.js';
 import { schemas } from './schema.js';
+import { decodeCriuSet, type CriuSetInfo } from './criu.js';
 import type protobuf from 'protobufjs';
 
 /** Read a whole image file; only regular files (a FIFO or /dev/zero would never end). */
@@ -34,9 +35,51 @@ function readImageFile(path: string): Buffer {
   }
 }
 
-function decodeFile(path: string, kind: ImageKind, type: protobuf.Type): { entry: RawEntry; msg: Decoded }[] {
-  return decodeImage(path, readImageFile(path), kind, type);
+function decodeFile(files: ImageFiles, name: string, kind: ImageKind, type: protobuf.Type): { entry: RawEntry; msg: Decoded }[] {
+  return decodeImage(files.label(name), files.read(name), kind, type);
 }
+
+/**
+ * An image set as named files: a directory, or the image directory of an archive. The only thing the
+ * decoders see; where the bytes came from matters only to `label` (how errors name a file).
+ */
+export interface ImageFiles {
+  /** the set as the user named it (a directory or an archive path) */
+  readonly path: string;
+  /** names of the files the set holds (plain names, no directories) */
+  names(): readonly string[];
+  has(name: string): boolean;
+  /** bytes of one file; ImageError 'missing' when absent */
+  read(name: string): Buffer;
+  /** how errors name a file: the path in a directory, ARCHIVE:MEMBER in an archive */
+  label(name: string): string;
+}
+
+/** The files of an image directory, read on demand (regular files only). */
+export function dirFiles(dir: string): ImageFiles {
+  let listed: string[] | undefined;
+  const names = (): string[] => {
+    if (!listed) {
+      try {
+        listed = readdirSync(dir);
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+        if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageError(dir, 0, 'missing', 'no such image directory');
+        throw new ImageError(dir, 0, 'io', `cannot list: ${code}`);
+      }
+    }
+    return listed;
+  };
+  return {
+    path: dir,
+    names,
+    has: (name) => names().includes(name),
+    read: (name) => readImageFile(join(dir, name)),
+    label: (name) => join(dir, name),
+  };
+}
+
+const asFiles = (x: string | ImageFiles): ImageFiles => (typeof x === 'string' ? dirFiles(x) : x);
 
 export interface UnknownFieldAt extends UnknownField {
   file: string;
@@ -56,11 +99,12 @@ function collectUnknown(file: string, m: Decoded, out: UnknownFieldAt[]): void {
   }
 }
 
-/** Read tasks.img alone. */
-export function readTasksImage(dir: string): TasksImage {
+/** Read tasks.img alone (of a directory, or of any image set). */
+export function readTasksImage(set: string | ImageFiles): TasksImage {
+  const files = asFiles(set);
   const s = schemas();
-  const path = join(dir, 'tasks.img');
-  const buf = readImageFile(path);
+  const path = files.label('tasks.img');
+  const buf = files.read('tasks.img');
   // the first entry is a dump_header, the rest are tasks
   const raw = splitEntries(path, buf, KIND.tasks);
   if (raw.length === 0) throw new ImageError(path, buf.length, 'eof', 'premature end of file: tasks image has no dump header');
@@ -90,7 +134,7 @@ export function readTasksImage(dir: string): TasksImage {
  * A tasks image must describe one tree: no task twice, every thread's process present, the root first.
  * Errors name the offset of the offending entry.
  */
-function checkTaskSet(path: string, tasks: readonly Task[], offsets: readonly number[], root: number): void {
+function checkTaskSet(path: string, tasks: readonly RecordedTask[], offsets: readonly number[], root: number): void {
   const leaders = new Set<number>();
   const seen = new Set<number>();
   for (let i = 0; i < tasks.length; i++) {
@@ -122,10 +166,10 @@ export interface CriuImages {
 const CORE_PREFIX = 'core-';
 const IMG_SUFFIX = '.img';
 
-/** tid of a core-<tid>.img name, or undefined */
-function coreTid(name: string): number | undefined {
-  if (!name.startsWith(CORE_PREFIX) || !name.endsWith(IMG_SUFFIX)) return undefined;
-  const digits = name.slice(CORE_PREFIX.length, name.length - IMG_SUFFIX.length);
+/** N of a <prefix>N.img name (core-TID.img, ids-PID.img, creds-PID.img), or undefined */
+export function imageNumber(name: string, prefix: string): number | undefined {
+  if (!name.startsWith(prefix) || !name.endsWith(IMG_SUFFIX)) return undefined;
+  const digits = name.slice(prefix.length, name.length - IMG_SUFFIX.length);
   if (digits.length === 0 || digits.length > 10) return undefined;
   let n = 0;
   for (let i = 0; i < digits.length; i++) {
@@ -136,36 +180,33 @@ function coreTid(name: string): number | undefined {
   return n;
 }
 
+const coreTid = (name: string): number | undefined => imageNumber(name, CORE_PREFIX);
+
 /**
  * Decode inventory.img, pstree.img and every core-<tid>.img of a directory strictly, as CRIU's own decoder
  * would (also works on dumps CRIU wrote; their fields outside tdcollect's schemas land in `unknown`).
  */
-export function readCriuImages(dir: string): CriuImages {
+export function readCriuImages(set: string | ImageFiles): CriuImages {
+  const files = asFiles(set);
   const s = schemas();
   const unknown: UnknownFieldAt[] = [];
-  const invPath = join(dir, 'inventory.img');
-  const inventory = decodeFile(invPath, KIND.inventory, s.inventory)[0].msg;
+  const invPath = files.label('inventory.img');
+  const inventory = decodeFile(files, 'inventory.img', KIND.inventory, s.inventory)[0].msg;
   collectUnknown(invPath, inventory, unknown);
   if (inventory.img_version !== 2) {
     throw new ImageError(invPath, 8, 'corrupt', `img_version ${inventory.img_version} is not supported (expected 2)`);
   }
-  const psPath = join(dir, 'pstree.img');
-  const pstree = decodeFile(psPath, KIND.pstree, s.pstree).map(({ entry, msg }) => {
+  const psPath = files.label('pstree.img');
+  const pstree = decodeFile(files, 'pstree.img', KIND.pstree, s.pstree).map(({ entry, msg }) => {
     collectUnknown(psPath, msg, unknown);
     return { offset: entry.offset, entry: msg };
   });
   const cores = new Map<number, Decoded>();
-  let names: string[];
-  try {
-    names = readdirSync(dir);
-  } catch (e) {
-    throw new ImageError(dir, 0, 'io', `cannot list: ${(e as NodeJS.ErrnoException).code ?? 'EIO'}`);
-  }
-  for (const name of names) {
+  for (const name of files.names()) {
     const tid = coreTid(name);
     if (tid === undefined) continue;
-    const p = join(dir, name);
-    const core = decodeFile(p, KIND.core, s.core)[0].msg;
+    const p = files.label(name);
+    const core = decodeFile(files, name, KIND.core, s.core)[0].msg;
     collectUnknown(p, core, unknown);
     cores.set(tid, core);
   }
@@ -178,8 +219,9 @@ function sameThreads(a: unknown, b: number[]): boolean {
 }
 
 /** Check the CRIU images agree with the snapshot read from tasks.img. */
-export function verifyCriuImages(dir: string, snapshot: Snapshot, criu: CriuImages): void {
-  const psPath = join(dir, 'pstree.img');
+export function verifyCriuImages(set: string | ImageFiles, snapshot: Snapshot, criu: CriuImages): void {
+  const files = asFiles(set);
+  const psPath = files.label('pstree.img');
   const groups = groupProcesses(snapshot.tasks);
   if (criu.pstree.length !== groups.length) {
     const at = criu.pstree[Math.min(criu.pstree.length, groups.length)]?.offset ?? 8;
@@ -197,7 +239,7 @@ export function verifyCriuImages(dir: string, snapshot: Snapshot, criu: CriuImag
       throw new ImageError(psPath, offset, 'corrupt', `entry ${i}: threads disagree with tasks.img`);
     }
     for (const t of [g.leader, ...g.threads]) {
-      const p = join(dir, `core-${t.pid}.img`);
+      const p = files.label(`core-${t.pid}.img`);
       const core = criu.cores.get(t.pid);
       if (!core) throw new ImageError(p, 0, 'missing', `no core image for thread ${t.pid}`);
       const leader = t === g.leader;
@@ -210,13 +252,34 @@ export function verifyCriuImages(dir: string, snapshot: Snapshot, criu: CriuImag
 }
 
 export interface ReadOptions {
-  /** also decode and cross-check the CRIU images (default true) */
+  /** also decode and cross-check the CRIU images beside tasks.img (default true) */
   verify?: boolean;
 }
 
-/** Read an image directory back into the Snapshot it was written from. */
+/**
+ * Read an image directory back into a Snapshot: a tdcollect dump (from tasks.img, cross-checked with its
+ * CRIU images unless `verify: false`) or a directory CRIU wrote (decoded from its images; see criu.ts).
+ * Archives are read by readImageSet(), which is asynchronous (they are streamed).
+ */
 export function readImages(dir: string, opts: ReadOptions = {}): Snapshot {
-  const { snapshot } = readTasksImage(dir);
-  if (opts.verify !== false) verifyCriuImages(dir, snapshot, readCriuImages(dir));
-  return snapshot;
+  return decodeImageSet(dirFiles(dir), opts).snapshot;
+}
+
+/** Which writer an image set comes from: tasks.img means tdcollect, inventory + pstree without it CRIU. */
+export function imageSetWriter(files: ImageFiles): 'tdcollect' | 'criu' {
+  if (files.has('tasks.img')) return 'tdcollect';
+  if (files.has('pstree.img') || files.has('inventory.img')) return 'criu';
+  throw new ImageError(files.label('tasks.img'), 0, 'missing', 'no such image file (nor inventory.img and pstree.img: not an image set)');
+}
+
+/** One decoder for every image set: tdcollect's (tasks.img) or CRIU's (inventory, pstree, core, ids). */
+export function decodeImageSet(files: ImageFiles, opts: ReadOptions = {}): { snapshot: Snapshot; writer: 'tdcollect' | 'criu'; criu?: CriuSetInfo } {
+  const writer = imageSetWriter(files);
+  if (writer === 'tdcollect') {
+    const { snapshot } = readTasksImage(files);
+    if (opts.verify !== false) verifyCriuImages(files, snapshot, readCriuImages(files));
+    return { snapshot, writer };
+  }
+  const { snapshot, info } = decodeCriuSet(files);
+  return { snapshot, writer, criu: info };
 }

@@ -5,7 +5,7 @@
  * show and diff (and library users) can look at a container's tree as the container sees it or as the host
  * does. Pure data: no kernel, no files.
  */
-import type { Snapshot, Task } from '../collector/task.js';
+import type { RecordedTask, Snapshot } from '../collector/task.js';
 import { UsageError } from '../errors.js';
 
 export const PID_VIEWS = ['root', 'collector'] as const;
@@ -27,16 +27,17 @@ export const hasCollectorView = (s: Snapshot): boolean => s.tasks.some((t) => t.
  * inverse; a task without collectorView (a tree in the collector's own namespace, or a snapshot read from a
  * CRIU image set, which records only the root's view) is left as it is. The input is not modified. O(n).
  */
-export function selectPidView(s: Snapshot, view: PidViewName): Snapshot {
+export function selectPidView<S extends Snapshot>(s: S, view: PidViewName): S {
   if (view === 'root' || !hasCollectorView(s)) return s;
-  const tasks = s.tasks.map((t): Task => {
+  const tasks = s.tasks.map((t): RecordedTask => {
     const cv = t.collectorView;
-    if (!cv) return t;
+    // only tdcollect's own records carry collectorView, and those always have a ppid
+    if (!cv || t.ppid === undefined) return t;
     return {
       ...t,
       pid: cv.pid, tgid: cv.tgid, ppid: cv.ppid, sid: cv.sid, pgid: cv.pgid,
       collectorView: { pid: t.pid, tgid: t.tgid, ppid: t.ppid, sid: t.sid, pgid: t.pgid },
     };
   });
-  return { info: s.info, tasks };
+  return { ...s, tasks };
 }

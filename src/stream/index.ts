@@ -24,7 +24,7 @@ import { writeSync } from 'node:fs';
 import type { Writable } from 'node:stream';
 import { Packr, Unpackr } from 'msgpackr';
 import { ImageError } from '../errors.js';
-import type { DumpInfo, Snapshot, Task } from '../collector/task.js';
+import type { DumpInfo, RecordedTask, Snapshot, Task } from '../collector/task.js';
 
 export const STREAM_FORMAT = 'tdcollect-stream';
 export const STREAM_VERSION = 1;
@@ -39,7 +39,7 @@ export interface HeaderRecord {
 }
 export interface TaskRecord {
   type: 'task';
-  task: Task;
+  task: RecordedTask;
 }
 export interface EndRecord {
   type: 'end';
@@ -128,7 +128,7 @@ class Sink {
 export async function streamSnapshot(
   out: Writable | number,
   info: Partial<DumpInfo>,
-  tasks: Iterable<Task> | AsyncIterable<Task>,
+  tasks: Iterable<RecordedTask> | AsyncIterable<RecordedTask>,
   format: StreamFormat,
   opts: StreamOptions = {},
 ): Promise<StreamResult> {
@@ -303,7 +303,7 @@ export async function readSnapshotStream(
   opts: ReadStreamOptions = {},
 ): Promise<Snapshot> {
   let info: Partial<DumpInfo> = {};
-  const tasks: Task[] = [];
+  const tasks: RecordedTask[] = [];
   let end: EndRecord | undefined;
   for await (const r of readStream(input, opts)) {
     if (r.type === 'header') info = r.info;

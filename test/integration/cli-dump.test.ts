@@ -92,7 +92,7 @@ describe('dump end to end', () => {
     expect(show.status, show.stderr).toBe(0);
     for (const pid of tree.pids) expect(show.stdout).toContain(String(pid));
     const json = JSON.parse(cli(['show', '--json', dir]).stdout);
-    expect(json.version).toBe(1);
+    expect(json.version).toBe(2);
     const crit = spawnSync('/usr/bin/crit', ['x', dir, 'ps'], { encoding: 'utf8' });
     expect(crit.status, crit.stderr).toBe(0);
     for (const pid of tree.pids) expect(crit.stdout).toContain(String(pid));

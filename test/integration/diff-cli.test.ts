@@ -225,7 +225,7 @@ describe('tdcollect diff trouble: exit 2 and one line', () => {
     const r = cli('diff', d(), missing);
     expect(r.code).toBe(2);
     expect(r.out).toBe('');
-    expect(r.err).toBe(`tdcollect: ${missing}: no such image directory\n`);
+    expect(r.err).toBe(`tdcollect: ${missing}: no such image directory or archive\n`);
   });
 
   it('a corrupt image: names the file and an offset', () => {

@@ -249,7 +249,10 @@ describe('tdcollect show', () => {
     const r = run(dir);
     expect(r.stderr).toBe('');
     expect(r.status).toBe(0);
-    const lines = r.stdout.trimEnd().split('\n');
+    const all = r.stdout.trimEnd().split('\n');
+    // the first line names the input
+    expect(all[0]).toBe(`tdcollect dump (directory) ${dir}`);
+    const lines = all.slice(1);
     const leaders = snap.tasks.filter((t) => t.pid === t.tgid);
     expect(lines).toHaveLength(1 + leaders.length);
     expect(lines[0]).toContain(`root ${snap.info.root}: ${leaders.length} processes, ${snap.tasks.length} threads`);
@@ -265,7 +268,7 @@ describe('tdcollect show', () => {
     const r = run(dir, '--json');
     expect(r.status).toBe(0);
     const j = JSON.parse(r.stdout);
-    expect(j.version).toBe(1);
+    expect(j.version).toBe(2);
     expect(j.info.root).toBe(snap.info.root);
     expect(j.tasks.map((t: Task) => t.pid)).toEqual(snap.tasks.map((t) => t.pid));
     expect(j.tasks[0].capBnd).toBe(readFileSync(`/proc/self/status`, 'latin1').match(/CapBnd:\s*(\w+)/)![1]);
@@ -290,6 +293,6 @@ describe('tdcollect show', () => {
     expect(r.stderr).toMatch(new RegExp(`^tdcollect: ${tasks}: offset 4: magic 0x\\w+ is not tasks's 0x31434454\n$`));
     r = run(join(work, 'nowhere'));
     expect(r.status).toBe(2);
-    expect(r.stderr).toBe(`tdcollect: ${join(work, 'nowhere', 'tasks.img')}: no such image file\n`);
+    expect(r.stderr).toBe(`tdcollect: ${join(work, 'nowhere')}: no such image directory or archive\n`);
   });
 });

@@ -87,7 +87,8 @@ describe('tasks.img is lossless', () => {
 
   it('the JSON form has a version and hex masks', async () => {
     const j = snapshotToJson(sampleSnapshot());
-    expect(j.version).toBe(1);
+    expect(j.version).toBe(2);
+    expect('origin' in j).toBe(false);
     expect(j.tasks[0].capAmb).toBe('ffffffffffffffff');
     expect(j.tasks[0].sigBlk).toBe('fffffffffffffeff');
     expect(j.tasks[0].capPrm).toBe('000001ffffffffff');
@@ -168,8 +169,12 @@ describe('reading cross-checks the CRIU images', () => {
     await writeImages(sampleSnapshot(), dir);
     rmSync(join(dir, 'core-105.img'));
     expect(() => readImages(dir)).toThrow(`${join(dir, 'core-105.img')}: no core image for thread 105`);
+    // without tasks.img the directory is read as the CRIU image set it also is: the missing core is named
     rmSync(join(dir, 'tasks.img'));
-    expect(() => readImages(dir)).toThrow(`${join(dir, 'tasks.img')}: no such image file`);
+    expect(() => readImages(dir)).toThrow(`${join(dir, 'core-105.img')}: no such image file`);
+    rmSync(join(dir, 'inventory.img'));
+    rmSync(join(dir, 'pstree.img'));
+    expect(() => readImages(dir)).toThrow(`${join(dir, 'tasks.img')}: no such image file (nor inventory.img and pstree.img: not an image set)`);
   });
 });
 
