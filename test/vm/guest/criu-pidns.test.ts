@@ -11,7 +11,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { criuDump, criuVersion, type CriuDump } from './criu.js';
-import { KIND, decodeImage, schemas } from '../../../src/image/index.js';
+import { KIND, decodeImage, readImages, schemas } from '../../../src/image/index.js';
 
 const CLI = join(process.cwd(), 'bin/tdcollect.js');
 const NSTREE = join(process.cwd(), 'test/fixtures/nstree.py');
@@ -172,12 +172,38 @@ describe(`CRIU ${criuVersion()} and tdcollect dump the same pid-namespace tree`,
       const r = spawnSync(process.execPath, [CLI, 'dump', '-r', String(nsInit), '-s', source, '-o', dir], { encoding: 'utf8' });
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
-      const missing = JSON.parse(execFileSync(process.execPath, [CLI, 'show', '--json', dir], { encoding: 'utf8' })).info.missing as string[];
+      const missing = readImages(dir).info.missing as string[];
       const skip = new Set(missing.flatMap((f) => MISSING_CORE_FIELDS[f] ?? []));
       // not compared, because the source says it could not read them (everything else pick() takes is)
       expect([...skip]).toEqual(NOT_READ[source]);
       expect(differences(ourDecode(dir), ourDecode(criu.dir), skip)).toEqual([]);
       expect(differences(critDecode(dir), critDecode(criu.dir), skip)).toEqual([]);
-    });
+      // and tdcollect's own reading of both sets: equal for diff, in both directions
+      for (const [x, y] of [[dir, criu.dir], [criu.dir, dir]]) {
+        const d = spawnSync(process.execPath, [CLI, 'diff', x, y], { encoding: 'utf8' });
+        expect(d.stdout + d.stderr, `diff ${x} ${y}`).not.toMatch(/changed|added|removed/);
+        expect(d.status, `diff ${x} ${y}`).toBe(0);
+      }
+    }, 400_000); // a dump, two diffs and two decodes, each a cold Node or Python under TCG
   }
+
+  it('a changed tree makes tdcollect diff against CRIU\'s images exit 1, naming the change', async () => {
+    // the grandchild leaves its siblings' uts namespace (nstree: SIGUSR1 -> unshare(CLONE_NEWUTS))
+    const gc = ready.procs.find((p) => p.role === 'grandchild')!;
+    const before = join(work, 'procfs');
+    const hostGc = readImages(before).tasks.find((t) => t.pid === gc.pid)!.collectorView!.pid;
+    const moved = new Promise<void>((resolve) => {
+      child.stdout!.on('data', (b: Buffer) => { if (b.toString().includes('moved')) resolve(); });
+    });
+    process.kill(hostGc, 'SIGUSR1');
+    await moved;
+    const after = join(work, 'after');
+    const r = spawnSync(process.execPath, [CLI, 'dump', '-r', String(nsInit), '-s', 'procfs', '-o', after], { encoding: 'utf8' });
+    expect(r.status).toBe(0);
+    const d = spawnSync(process.execPath, [CLI, 'diff', '--ignore', 'flags', criu.dir, after], { encoding: 'utf8' });
+    expect(d.status).toBe(1);
+    expect(d.stdout).toContain(`process ${gc.pid} (python3):`);
+    expect(d.stdout).toMatch(/ns\.uts: \d+ -> \d+ \(moved to another namespace\)/);
+    expect(d.stdout).toContain('1 process differ');
+  }, 400_000);
 });
