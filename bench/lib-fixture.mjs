@@ -44,7 +44,13 @@ export function readyLine(child, what) {
 
 /** A treegen tree of `procs` processes: { root, tasks, tids: [tgid, tid][], kill() }. */
 export async function spawnTreegen(procs) {
-  const child = spawn(fixtureBin('treegen', 'tdcollect-treegen'), ['--until-eof', '--timeout', '1800', '--procs', String(procs)],
+  return spawnTreegenThreads(procs, 0);
+}
+
+/** The same with `threads` extra threads in every process. */
+export async function spawnTreegenThreads(procs, threads) {
+  const child = spawn(fixtureBin('treegen', 'tdcollect-treegen'),
+    ['--until-eof', '--timeout', '1800', '--procs', String(procs), '--threads', String(threads)],
     { stdio: ['pipe', 'pipe', 'inherit'] });
   const ready = JSON.parse(await readyLine(child, 'treegen'));
   const kill = async () => {

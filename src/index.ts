@@ -14,14 +14,17 @@
  */
 
 // collecting
-export { collect, openSource, parsePid, checkRoot, FORMAT_VERSION, type CollectOptions } from './collector/collect.js';
-export { SOURCES, AUTO_ORDER, type Source, type SourceFactory, type SourceStats, type Probe } from './collector/sources/index.js';
+export { collect, openSource, parsePid, checkRoot, translatePids, FORMAT_VERSION, type CollectOptions } from './collector/collect.js';
+export {
+  SOURCES, AUTO_ORDER, type Source, type SourceFactory, type SourceStats, type Probe, type TreeOptions,
+} from './collector/sources/index.js';
+export { readNsIds, readNsPidChain, parseNsPid, nsKinds } from './collector/nsread.js';
 export { FREEZERS, type Freezer, type FrozenTree, type FreezeOptions } from './collector/freeze/index.js';
 export { orderTasks, buildTree, InconsistentTreeError, type Process } from './collector/walk.js';
 export {
-  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, isLeader, criuStateOf,
-  type Task, type RecordedTask, type CriuState, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState, type SourceName,
-  type FreezeMethod, type OptionalField,
+  REQUIRED_FIELDS, OPTIONAL_FIELDS, TASK_STATES, NS_KINDS, NS_PER_PROCESS, NS_PER_THREAD, isLeader, criuStateOf,
+  type Task, type RecordedTask, type CriuState, type Snapshot, type DumpInfo, type Timings, type Mask64, type TaskState,
+  type SourceName, type FreezeMethod, type OptionalField, type PidView, type NsIds, type NsKind,
 } from './collector/task.js';
 
 // images
@@ -33,6 +36,9 @@ export {
   type ArchiveLimits, type Compression, type CriuSetInfo,
 } from './image/index.js';
 
+// pid views (root's pid namespace as CRIU writes it, or the collector's)
+export { selectPidView, parsePidView, hasCollectorView, PID_VIEWS, type PidViewName } from './image/view.js';
+
 // diff
 export {
   diffSnapshots, diffSnapshots as diff, formatDiff, formatChange, parseIgnore, capabilityName, signalName, maskBits,
@@ -40,6 +46,7 @@ export {
   type SnapshotDiff, type ProcessDiff, type FieldChange, type ThreadRef, type ThreadChange, type DiffSide,
   type DiffOptions, type DiffField,
 } from './image/diff.js';
+export { namespaceMoves, nsField, type NsMove } from './image/nsdiff.js';
 
 // streaming
 export {

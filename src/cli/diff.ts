@@ -10,11 +10,15 @@ import { Progress } from './progress.js';
 import { collect, parsePid } from '../collector/collect.js';
 import { diffSnapshots, formatDiff, parseIgnore, DIFF_FIELDS, IGNORE_GROUPS, type SnapshotDiff } from '../image/diff.js';
 import type { ImageOrigin, ImageSetSnapshot } from '../image/imageset.js';
+import { selectPidView, type PidViewName } from '../image/view.js';
+import { pidViewOption, PID_VIEW_TEXT } from './pid-view.js';
 import { EXIT, NoProcessError, UsageError } from '../errors.js';
 import type { FreezeMethod, Snapshot, SourceName } from '../collector/task.js';
 
 export interface DiffCliOptions {
   json?: boolean;
+  /** which pid view both sides are compared in (default root) */
+  pidView?: PidViewName;
   ignore?: string[];
   live?: boolean;
   /** with --live: the live root's pid, when it differs from the set's (a container's init seen from the host) */
@@ -88,6 +92,7 @@ export function register(program: Command): void {
     .addOption(new Option('-f, --freeze <method>', 'with --live: freeze the live tree while reading it')
       .choices(['none', 'ptrace']).default('none'))
     .option('--no-verify', 'tdcollect dumps: read only tasks.img, do not decode and cross-check the CRIU images (faster on large dumps)')
+    .addOption(pidViewOption())
     .option('-q, --quiet', 'no progress line on stderr')
     .action(action(async (a: string, b: string | undefined, opts: DiffCliOptions) => {
       try {
@@ -120,6 +125,7 @@ export function register(program: Command): void {
         '(timings, creation time, source, freeze method) are never differences.',
       `--ignore takes field names (${DIFF_FIELDS.join(', ')}) and groups (${Object.keys(IGNORE_GROUPS).join(', ')}); ` +
         'names are case-insensitive; an unknown name is a usage error.',
+      PID_VIEW_TEXT,
       '--live collects the tree rooted at the image\'s root pid with the image\'s source (or --source; auto ' +
         'when the set does not name one) and, by ' +
         'default, without freezing it (--freeze none: a racy read, fine for a comparison); --freeze ptrace ' +
@@ -171,7 +177,8 @@ async function run(a: string, b: string | undefined, opts: DiffCliOptions): Prom
   } else {
     sb = await loadImages(b!, opts.verify);
   }
-  const d: SnapshotDiff = diffSnapshots(sa, sb, { ignore });
+  const view = opts.pidView ?? 'root';
+  const d: SnapshotDiff = diffSnapshots(selectPidView(sa, view), selectPidView(sb, view), { ignore });
   d.a.path = a;
   d.a.kind = describeOrigin(sa.origin);
   if (!opts.live) {

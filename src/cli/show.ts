@@ -9,6 +9,8 @@ import type { RecordedTask, Snapshot } from '../collector/task.js';
 import { groupProcesses, type ProcessGroup } from '../image/codec.js';
 import { snapshotToJson, JSON_SCHEMA_VERSION } from '../image/json.js';
 import type { ImageOrigin, ImageSetSnapshot } from '../image/imageset.js';
+import { selectPidView, type PidViewName } from '../image/view.js';
+import { pidViewOption } from './pid-view.js';
 import { action, BufferedWriter } from './common.js';
 
 /** Threads listed by id on a process line before the rest are only counted. */
@@ -100,6 +102,8 @@ export function renderTree(s: Snapshot, out: { write(s: string): void }): void {
 
 export interface ShowCliOptions {
   json?: boolean;
+  /** root (default): pids as the root's pid namespace sees them, as CRIU writes them; collector: as the collector saw them */
+  pidView?: PidViewName;
   /** false with --no-verify */
   verify: boolean;
 }
@@ -108,12 +112,14 @@ export interface ShowCliOptions {
 export function addShowOptions(cmd: Command): Command {
   return cmd
     .option('--json', `print the snapshot as JSON (schema version ${JSON_SCHEMA_VERSION}, see README)`)
-    .option('--no-verify', 'tdcollect dumps: read tasks.img only; skip decoding and cross-checking the CRIU images');
+    .option('--no-verify', 'tdcollect dumps: read tasks.img only; skip decoding and cross-checking the CRIU images')
+    .addOption(pidViewOption());
 }
+
 
 export async function runShow(path: string, opts: ShowCliOptions): Promise<number> {
   const { readImageSet } = await import('../image/imageset.js');
-  const snapshot: ImageSetSnapshot = await readImageSet(path, { verify: opts.verify });
+  const snapshot: ImageSetSnapshot = selectPidView(await readImageSet(path, { verify: opts.verify }), opts.pidView ?? 'root');
   const out = new BufferedWriter();
   if (opts.json) out.write(`${JSON.stringify(snapshotToJson(snapshot, snapshot.origin), null, 2)}\n`);
   else {

@@ -11,6 +11,7 @@ import type { FreezeOptions } from './freeze/freezer.js';
 import { openSource } from './open-source.js';
 import type { Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
+import { parseNsPid, readNsPidChain } from './nsread.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
 
@@ -26,6 +27,8 @@ export interface CollectOptions {
   freezeOptions?: FreezeOptions;
   /** called as phases start, for progress reporting */
   onPhase?: (phase: 'freeze' | 'collect' | 'thaw', detail?: string) => void;
+  /** record every task's namespace identities (Task.ns); default true */
+  namespaces?: boolean;
 }
 
 /** Parse a pid argument: a positive decimal integer. */
@@ -37,8 +40,11 @@ export function parsePid(text: string | number): number {
   return n;
 }
 
-/** Check the root exists, is a process (not a thread) and is not a kernel thread. */
-export function checkRoot(root: number): void {
+/**
+ * Check the root exists, is a process (not a thread) and is not a kernel thread. Returns its NSpid chain
+ * (outermost first) when /proc shows one.
+ */
+export function checkRoot(root: number): number[] | undefined {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${root}/stat`, 'latin1');
@@ -57,20 +63,59 @@ export function checkRoot(root: number): void {
     throw new NoProcessError(root, `pid ${root} is a kernel thread; only user-space trees can be dumped`);
   }
   // /proc/TID/stat exists for threads too, but a thread cannot root a process tree
-  const tgid = readTgid(root);
+  let status: string;
+  try {
+    status = readFileSync(`/proc/${root}/status`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  const i = status.indexOf('\nTgid:');
+  const tgid = i < 0 ? undefined : parseInt(status.slice(i + 6), 10);
   if (tgid !== undefined && tgid !== root) {
     throw new NoProcessError(root, `pid ${root} is a thread of process ${tgid}; give the process id`);
   }
+  return parseNsPid(status);
 }
 
-function readTgid(pid: number): number | undefined {
-  try {
-    const status = readFileSync(`/proc/${pid}/status`, 'latin1');
-    const i = status.indexOf('\nTgid:');
-    if (i < 0) return undefined;
-    return parseInt(status.slice(i + 6), 10);
-  } catch {
-    return undefined;
+/**
+ * The one pid-view translation. `tasks` come from a source in the reader's view, each with `nsPid` (its pid
+ * at the root's pid-namespace level). Afterwards pid, tgid, ppid, sid and pgid are in the root's view,
+ * `collectorView` holds the reader's, and `nsPid` is cleared. O(n) with one Map; /proc is read only for a
+ * session or group leader that is not in the tree (at most once per distinct leader):
+ *
+ *   - the root's parent is outside its namespace: ppid 0 (what getppid() returns there, and what CRIU writes);
+ *   - a leader inside the root's namespace but outside the tree: its pid there (NSpid of /proc/LEADER/status);
+ *   - a leader outside the root's namespace: 0, which is what getsid()/getpgid() return inside it and what
+ *     CRIU's parasite records (CRIU then refuses a session leader outside; it writes such a pgid as 0).
+ *
+ * Throws when a task lacks nsPid: a source that was asked for the root's level must give it for every task.
+ */
+export function translatePids(tasks: Task[], root: number, rootLevel: number): void {
+  const map = new Map<number, number>();
+  for (const t of tasks) {
+    if (t.nsPid === undefined) {
+      throw new Error(`task ${t.pid}: the source gave no pid for the root's pid-namespace level ${rootLevel}`);
+    }
+    map.set(t.pid, t.nsPid);
+  }
+  const outside = (pid: number): number => {
+    if (pid === 0) return 0;
+    let v = map.get(pid);
+    if (v !== undefined) return v;
+    const chain = readNsPidChain(pid);
+    v = chain && chain.length > rootLevel ? chain[rootLevel] : 0;
+    map.set(pid, v);
+    return v;
+  };
+  for (const t of tasks) {
+    const cv = { pid: t.pid, tgid: t.tgid, ppid: t.ppid, sid: t.sid, pgid: t.pgid };
+    t.pid = t.nsPid!;
+    t.tgid = map.get(cv.tgid) ?? outside(cv.tgid);
+    t.ppid = cv.tgid === root ? 0 : outside(cv.ppid);
+    t.sid = outside(cv.sid);
+    t.pgid = outside(cv.pgid);
+    t.collectorView = cv;
+    delete t.nsPid;
   }
 }
 
@@ -78,7 +123,10 @@ export { openSource, planAuto, type SourceHint } from './open-source.js';
 
 export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const root = opts.root;
-  checkRoot(root);
+  const rootChain = checkRoot(root);
+  // the root's level below the reader's pid namespace: 0 (the common case) needs no translation at all
+  const rootLevel = rootChain ? rootChain.length - 1 : 0;
+  const namespaces = opts.namespaces ?? true;
   const method = opts.freeze ?? 'ptrace';
   const freezer = FREEZERS[method];
   if (!freezer) throw new UnavailableError(`freeze:${method}`, `freeze method ${method} is not available`);
@@ -100,7 +148,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     try {
       opts.onPhase?.('collect');
       t0 = performance.now();
-      tasks = await source.collectTree(root);
+      tasks = await source.collectTree(root, { rootLevel, namespaces });
       if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
       for (const t of tasks) {
         const s = frozen.states.get(t.pid);
@@ -108,6 +156,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
         if (frozen.tracerPid !== undefined && t.tpid === frozen.tracerPid) t.tpid = 0;
       }
       tasks = orderTasks(tasks, root);
+      if (rootLevel > 0) translatePids(tasks, root, rootLevel);
       timings.collect = performance.now() - t0;
     } finally {
       opts.onPhase?.('thaw');
@@ -136,6 +185,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
         ...(st.roundTrips !== undefined ? { roundTrips: st.roundTrips } : {}),
         missing: [...source.missing],
         ...(frozen.cgroup !== undefined ? { cgroup: frozen.cgroup } : {}),
+        ...(rootLevel > 0 ? { rootNsPid: rootChain![rootLevel] } : {}),
       },
       tasks,
     };

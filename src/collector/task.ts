@@ -67,7 +67,44 @@ export interface Task {
   /** robust futex list head and length (get_robust_list) */
   futexRla?: number;
   futexRlaLen?: number;
+
+  // pid views and namespaces
+  /**
+   * The pid fields as the collector saw them, kept when the root lives in a pid namespace other than the
+   * collector's: then pid, tgid, ppid, sid and pgid above are in the root's pid-namespace view (what CRIU
+   * writes) and this holds the collector's. tpid stays in the collector's view (a tracer is outside the tree).
+   */
+  collectorView?: PidView;
+  /** namespace identities: the inode numbers /proc/PID/ns/* show, per namespace kind the source could read */
+  ns?: NsIds;
+  /**
+   * Transient, never stored: this thread's pid at the pid-namespace level the collector asked the source for
+   * (TreeOptions.rootLevel). collect.ts consumes it in its one translation step and deletes it.
+   */
+  nsPid?: number;
 }
+
+/** The pid fields of a Task in one pid-namespace view. */
+export interface PidView {
+  pid: number;
+  tgid: number;
+  ppid: number;
+  sid: number;
+  pgid: number;
+}
+
+/** The namespace kinds /proc/PID/ns/ shows, in the order tasks.img and the docs list them. */
+export const NS_KINDS = ['pid', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time'] as const;
+export type NsKind = (typeof NS_KINDS)[number];
+/**
+ * Namespace kinds a thread shares with its whole process: a thread cannot unshare or setns its own pid,
+ * user or time namespace (unshare(CLONE_NEWUSER) and setns of a user or time namespace need a single-threaded
+ * caller; a new pid or time namespace applies to children only). mnt, net, ipc, uts and cgroup are per thread.
+ */
+export const NS_PER_PROCESS: readonly NsKind[] = ['pid', 'user', 'time'];
+export const NS_PER_THREAD: readonly NsKind[] = ['mnt', 'net', 'ipc', 'uts', 'cgroup'];
+/** Namespace inode numbers by kind; a kind the kernel does not have (time before 5.6) is absent. */
+export type NsIds = Partial<Record<NsKind, number>>;
 
 /** Fields every source must fill; the rest are optional. */
 export const REQUIRED_FIELDS = [
@@ -78,7 +115,7 @@ export const REQUIRED_FIELDS = [
 
 export const OPTIONAL_FIELDS = [
   'capAmb', 'groups', 'securebits', 'noNewPrivs', 'seccomp', 'startTime', 'personality', 'flags', 'sigBlk',
-  'nice', 'policy', 'priority', 'rtPriority', 'exitCode', 'futexRla', 'futexRlaLen',
+  'nice', 'policy', 'priority', 'rtPriority', 'exitCode', 'futexRla', 'futexRlaLen', 'ns',
 ] as const satisfies readonly (keyof Task)[];
 
 export type OptionalField = (typeof OPTIONAL_FIELDS)[number];
@@ -109,9 +146,6 @@ export type RecordedTask = Omit<Task, CriuUnrecordedField> & Partial<Pick<Task, 
   ns?: NsIds;
 };
 
-export type NsKind = 'pid' | 'mnt' | 'net' | 'ipc' | 'uts' | 'user' | 'cgroup' | 'time';
-export const NS_KINDS: readonly NsKind[] = ['pid', 'mnt', 'net', 'ipc', 'uts', 'user', 'cgroup', 'time'];
-export type NsIds = Partial<Record<NsKind, number>>;
 
 /** The coarse CRIU state of a task: its criuState, else derived from its /proc letter. */
 export function criuStateOf(t: RecordedTask): CriuState | undefined {
@@ -169,6 +203,12 @@ export interface DumpInfo {
   missing: OptionalField[];
   /** cgroup path when the cgroup freezer was used */
   cgroup?: string;
+  /**
+   * The root's pid as its own pid namespace sees it, present when that namespace is not the collector's
+   * (the Task pid fields are then in the root's view and Task.collectorView holds the collector's; `root`
+   * above stays the pid the user gave)
+   */
+  rootNsPid?: number;
 }
 
 /** Plain data: the tasks of one tree in pstree order (depth first, each leader followed by its threads). */

@@ -7,8 +7,9 @@
  * truth (the field absent). Everything optional in CRIU is written only when the Task has a value.
  */
 import {
-  OPTIONAL_FIELDS, REQUIRED_FIELDS, TASK_STATES,
-  type DumpInfo, type FreezeMethod, type Mask64, type OptionalField, type RecordedTask, type Snapshot, type SourceName, type Task, type TaskState,
+  NS_KINDS, OPTIONAL_FIELDS, REQUIRED_FIELDS, TASK_STATES,
+  type NsIds, type PidView, type DumpInfo, type FreezeMethod, type Mask64, type OptionalField, type RecordedTask, type Snapshot,
+  type SourceName, type Task, type TaskState,
 } from '../collector/task.js';
 import { ImageError, TdError, EXIT } from '../errors.js';
 import type { Decoded } from './framing.js';
@@ -25,7 +26,7 @@ export class ImageWriteError extends TdError {
 // ---------------------------------------------------------------------------------------------------------
 // tasks.img: one table drives both directions, so a Task field cannot be written and then forgotten on read.
 
-type Kind = 'u32' | 's32' | 'u64' | 'mask' | 'str' | 'state' | 'bool' | 'list';
+type Kind = 'u32' | 's32' | 'u64' | 'mask' | 'str' | 'state' | 'bool' | 'list' | 'view' | 'ns';
 /** [Task key, proto field name, kind] */
 export const TASK_FIELD_MAP: readonly (readonly [keyof Task, string, Kind])[] = [
   ['pid', 'pid', 'u32'], ['tgid', 'tgid', 'u32'], ['ppid', 'ppid', 'u32'], ['tpid', 'tpid', 'u32'],
@@ -38,8 +39,15 @@ export const TASK_FIELD_MAP: readonly (readonly [keyof Task, string, Kind])[] = 
   ['personality', 'personality', 'u32'], ['flags', 'flags', 'u32'], ['sigBlk', 'sig_blk', 'mask'],
   ['nice', 'nice', 's32'], ['policy', 'policy', 'u32'], ['priority', 'priority', 's32'],
   ['rtPriority', 'rt_priority', 'u32'], ['exitCode', 'exit_code', 's32'], ['futexRla', 'futex_rla', 'u64'],
-  ['futexRlaLen', 'futex_rla_len', 'u32'],
+  ['futexRlaLen', 'futex_rla_len', 'u32'], ['collectorView', 'collector_view', 'view'], ['ns', 'ns', 'ns'],
 ];
+const VIEW_KEYS = ['pid', 'tgid', 'ppid', 'sid', 'pgid'] as const satisfies readonly (keyof PidView)[];
+const isView = (v: unknown): v is PidView =>
+  typeof v === 'object' && v !== null && VIEW_KEYS.every((k) => isU32((v as Record<string, unknown>)[k])) &&
+  Object.keys(v).every((k) => (VIEW_KEYS as readonly string[]).includes(k));
+const isNs = (v: unknown): v is NsIds =>
+  typeof v === 'object' && v !== null && !Array.isArray(v) &&
+  Object.entries(v).every(([k, x]) => (NS_KINDS as readonly string[]).includes(k) && (x === undefined || isU32(x)));
 const KNOWN_TASK_KEYS = new Set<string>(TASK_FIELD_MAP.map((f) => f[0]));
 const STATES = new Set<string>(TASK_STATES);
 const OPTIONAL = new Set<string>(OPTIONAL_FIELDS);
@@ -75,6 +83,14 @@ export function taskToPb(t: RecordedTask): Record<string, unknown> {
       case 'state': if (typeof v !== 'string' || !STATES.has(v)) bad(t, key, v); m[pb] = v; break;
       case 'bool': if (typeof v !== 'boolean') bad(t, key, v); m[pb] = v; break;
       case 'list': if (!Array.isArray(v) || !v.every(isU32)) bad(t, key, v); m[pb] = { values: v }; break;
+      case 'view': if (!isView(v)) bad(t, key, v); m[pb] = { ...v }; break;
+      case 'ns': {
+        if (!isNs(v)) bad(t, key, v);
+        const o: Record<string, number> = {};
+        for (const k of NS_KINDS) if (v[k] !== undefined) o[k] = v[k]!;
+        m[pb] = o;
+        break;
+      }
     }
   }
   for (const key of REQUIRED_FIELDS) if (t[key] === undefined) bad(t, key, undefined);
@@ -102,6 +118,18 @@ export function pbToTask(file: string, offset: number, m: Decoded): Task {
         t[key] = v;
         break;
       case 'list': t[key] = ((v as Decoded).values as number[] | undefined) ?? []; break;
+      case 'view': {
+        const d = v as Decoded;
+        t[key] = { pid: d.pid, tgid: d.tgid, ppid: d.ppid, sid: d.sid, pgid: d.pgid };
+        break;
+      }
+      case 'ns': {
+        const d = v as Decoded;
+        const o: NsIds = {};
+        for (const k of NS_KINDS) if (d[k] !== undefined) o[k] = d[k] as number;
+        t[key] = o;
+        break;
+      }
     }
   }
   return t as unknown as Task;
@@ -130,6 +158,10 @@ export function headerToPb(info: DumpInfo): Record<string, unknown> {
   if (info.syscalls !== undefined) m.syscalls = info.syscalls;
   if (info.roundTrips !== undefined) m.round_trips = info.roundTrips;
   if (info.cgroup !== undefined) m.cgroup = info.cgroup;
+  if (info.rootNsPid !== undefined) {
+    if (!isU32(info.rootNsPid)) throw new ImageWriteError(`cannot write dump header: rootNsPid = ${JSON.stringify(info.rootNsPid)} is out of range`);
+    m.root_ns_pid = info.rootNsPid;
+  }
   for (const [k, v] of [['formatVersion', info.formatVersion], ['root', info.root], ['processes', info.processes], ['threads', info.threads]] as const) {
     if (!isU32(v)) throw new ImageWriteError(`cannot write dump header: ${k} = ${JSON.stringify(v)} is out of range`);
   }
@@ -168,6 +200,7 @@ export function pbToHeader(file: string, offset: number, m: Decoded): DumpInfo {
   if (m.syscalls !== undefined) info.syscalls = u64ToNumber(file, offset, 'syscalls', m.syscalls);
   if (m.round_trips !== undefined) info.roundTrips = u64ToNumber(file, offset, 'round_trips', m.round_trips);
   if (m.cgroup !== undefined) info.cgroup = m.cgroup as string;
+  if (m.root_ns_pid !== undefined) info.rootNsPid = m.root_ns_pid as number;
   return info;
 }
 

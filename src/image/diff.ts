@@ -16,6 +16,7 @@
  */
 import { UsageError } from '../errors.js';
 import { criuStateOf, NS_KINDS, type DumpInfo, type Mask64, type RecordedTask as Task, type Snapshot } from '../collector/task.js';
+import { namespaceMoves, nsField, type NsMove } from './nsdiff.js';
 
 export const DIFF_SCHEMA_VERSION = 1;
 
@@ -78,12 +79,15 @@ export const IGNORE_GROUPS: Readonly<Record<string, readonly string[]>> = {
   /** threads added to or removed from a process */
   threads: ['threads'],
   /** namespace membership, every kind */
-  ns: NS_KINDS.map((k) => `ns.${k}`),
+  ns: NS_KINDS.map(nsField),
 };
 
 const IDENTITY = new Set(['pid', 'tgid', 'startTime']);
-/** compared through `state` (see Comparer.state), and namespaces as a partition (see nsChanges) */
-const STATE_FIELDS = new Set(['criuState', 'ns']);
+/**
+ * compared through `state` (see Comparer.state), namespaces as a partition (nsdiff.ts); the collector's pid
+ * view is context (choose the view with selectPidView first), nsPid never leaves the collector
+ */
+const STATE_FIELDS = new Set(['criuState', 'ns', 'collectorView', 'nsPid']);
 const KNOWN = new Set<string>([...DIFF_FIELDS, ...IDENTITY, ...STATE_FIELDS]);
 const MASK_FIELDS = new Set<string>(['capInh', 'capPrm', 'capEff', 'capBnd', 'capAmb', 'sigBlk']);
 const HEX_FIELDS = new Set<string>(['flags', 'personality', 'securebits', 'futexRla']);
@@ -264,6 +268,8 @@ function setDiff<T>(a: readonly T[], b: readonly T[]): { added: T[]; removed: T[
 
 class Comparer {
   readonly notCompared = new Set<string>();
+  /** namespace moves by side-A task (namespaceMoves over every matched pair) */
+  nsMoves = new Map<Task, NsMove[]>();
   constructor(private readonly ignore: ReadonlySet<string>) {}
 
   fields(a: Task, b: Task): FieldChange[] {
@@ -273,6 +279,7 @@ class Comparer {
       if (f === 'state') this.state(a, b, out);
       else this.one(f, ra[f], rb[f], out);
     }
+    for (const m of this.nsMoves.get(a) ?? []) out.push({ field: nsField(m.kind), kind: 'namespace', old: m.old, new: m.new });
     // fields a newer reader kept that this version does not know
     const extra = new Set<string>();
     for (const k of Object.keys(ra)) if (!KNOWN.has(k)) extra.add(k);
@@ -331,35 +338,6 @@ function procEntry(status: 'added' | 'removed', p: Proc): ProcessDiff {
   };
 }
 
-/**
- * Namespace membership, compared as a partition: for each kind both sides record, a process whose set of
- * (matched) processes sharing that namespace differs between A and B has moved. Raw ids are never compared:
- * a source records inode numbers, CRIU its own numbering. old / new are those sets of pids (the process
- * itself included), ascending.
- */
-function nsChanges(pairs: [number, Task, Task][], ignore: ReadonlySet<string>, notCompared: Set<string>): Map<number, FieldChange[]> {
-  const out = new Map<number, FieldChange[]>();
-  for (const k of NS_KINDS) {
-    const field = `ns.${k}`;
-    if (ignore.has(field)) continue;
-    const both = pairs.filter(([, a, b]) => a.ns?.[k] !== undefined && b.ns?.[k] !== undefined);
-    if (pairs.some(([, a, b]) => (a.ns?.[k] === undefined) !== (b.ns?.[k] === undefined))) notCompared.add(field);
-    const groupA = new Map<number, number[]>(), groupB = new Map<number, number[]>();
-    for (const [pid, a, b] of both) {
-      const ga = groupA.get(a.ns![k]!) ?? []; ga.push(pid); groupA.set(a.ns![k]!, ga);
-      const gb = groupB.get(b.ns![k]!) ?? []; gb.push(pid); groupB.set(b.ns![k]!, gb);
-    }
-    for (const [pid, a, b] of both) {
-      const sa = groupA.get(a.ns![k]!)!, sb = groupB.get(b.ns![k]!)!;
-      if (sameValue(sa, sb)) continue;
-      const list = out.get(pid) ?? [];
-      list.push({ field, kind: 'namespace', old: [...sa].sort((x, y) => x - y), new: [...sb].sort((x, y) => x - y) });
-      out.set(pid, list);
-    }
-  }
-  return out;
-}
-
 /** Compare two snapshots. Pure; never throws except UsageError for unknown `ignore` names. */
 export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}): SnapshotDiff {
   const ignored = parseIgnore(opts.ignore ?? []);
@@ -368,12 +346,20 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
   const pa = groupProcesses(a.tasks), pb = groupProcesses(b.tasks);
   const entries: ProcessDiff[] = [];
   let byPidOnly = false;
-  const pairs: [number, Task, Task][] = [];
+  // namespaces are compared over every matched pair at once (a partition, nsdiff.ts), threads included
+  const pairs: [Task, Task][] = [];
   for (const [pid, A] of pa) {
     const B = pb.get(pid);
-    if (B && matchKind(A.leader, B.leader) !== 'reused') pairs.push([pid, A.leader, B.leader]);
+    if (!B || matchKind(A.leader, B.leader) === 'reused') continue;
+    pairs.push([A.leader, B.leader]);
+    for (const [tid, ta] of A.threads) {
+      const tb = B.threads.get(tid);
+      if (tb && matchKind(ta, tb) !== 'reused') pairs.push([ta, tb]);
+    }
   }
-  const moved = nsChanges(pairs, ignore, cmp.notCompared);
+  const ns = namespaceMoves(pairs, ignore);
+  for (const [i, m] of ns.moves) cmp.nsMoves.set(pairs[i][0], m);
+  for (const f of ns.notCompared) cmp.notCompared.add(f);
 
   for (const [pid, A] of pa) {
     const B = pb.get(pid);
@@ -384,7 +370,7 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
       continue;
     }
     if (m === 'pid') byPidOnly = true;
-    const changes = [...cmp.fields(A.leader, B.leader), ...(moved.get(pid) ?? [])];
+    const changes = cmp.fields(A.leader, B.leader);
     const threadsAdded: ThreadRef[] = [], threadsRemoved: ThreadRef[] = [], threadChanges: ThreadChange[] = [];
     for (const [tid, ta] of A.threads) {
       const tb = B.threads.get(tid);
@@ -430,7 +416,6 @@ export function diffSnapshots(a: Snapshot, b: Snapshot, opts: DiffOptions = {}):
 }
 
 function show(field: string, v: unknown): string {
-  if (field.startsWith('ns.') && Array.isArray(v)) return `shared with ${v.join(',')}`;
   if (typeof v === 'string') return JSON.stringify(v);
   if (typeof v === 'number' && HEX_FIELDS.has(field)) return `0x${v.toString(16)}`;
   if (Array.isArray(v)) return `[${v.join(',')}]`;
@@ -439,7 +424,7 @@ function show(field: string, v: unknown): string {
 
 const KIND_NOTE: Partial<Record<FieldChange['kind'], string>> = {
   reparent: ' (reparented)', session: ' (session changed)', pgroup: ' (process group changed)',
-  namespace: ' (moved namespace)',
+  namespace: ' (moved to another namespace)',
 };
 
 /** One line for a field change, without indentation: "capEff: -CAP_SYS_ADMIN +CAP_NET_RAW". */

@@ -41,7 +41,8 @@ export function taskToJson(t: RecordedTask): TaskJson {
   for (const [key, , kind] of TASK_FIELD_MAP) {
     const v = t[key];
     if (v === undefined) continue;
-    o[key] = kind === 'mask' ? maskHex(v as Mask64) : kind === 'list' ? [...(v as number[])] : (v as number | string | boolean);
+    o[key] = kind === 'mask' ? maskHex(v as Mask64) : kind === 'list' ? [...(v as number[])]
+      : kind === 'view' || kind === 'ns' ? { ...(v as Record<string, number>) } : (v as number | string | boolean);
   }
   if (t.criuState !== undefined) o.criuState = t.criuState;
   if (t.ns !== undefined) o.ns = { ...t.ns } as Record<string, number>;

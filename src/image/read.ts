@@ -125,7 +125,8 @@ export function readTasksImage(set: string | ImageFiles): TasksImage {
     throw new ImageError(path, buf.length, tasks.length < info.threads ? 'eof' : 'corrupt',
       `holds ${processes} processes and ${tasks.length} threads, its header says ${info.processes} and ${info.threads}`);
   }
-  checkTaskSet(path, tasks, raw.slice(1).map((r) => r.offset), info.root);
+  // the tasks are in the root's pid-namespace view: the root is rootNsPid there when that is not ours
+  checkTaskSet(path, tasks, raw.slice(1).map((r) => r.offset), info.rootNsPid ?? info.root);
   return { snapshot: { info, tasks }, unknown };
 }
 

@@ -4,7 +4,7 @@ import {
 } from '../../src/collector/sources/bpf/record.js';
 
 /**
- * A record built field by field, as the BPF program would write it: the 192-byte header and then only
+ * A record built field by field, as the BPF program would write it: the 232-byte header and then only
  * min(ngroups, 32) groups. `edit` may change fields (ngroups included) before the record is cut to size.
  */
 export function sampleRecord(edit?: (b: Buffer) => void): Buffer {
@@ -41,8 +41,13 @@ export function sampleRecord(edit?: (b: Buffer) => void): Buffer {
   b.writeBigUInt64LE(123456789n, O.start_time);      // clock ticks
   b.writeBigUInt64LE(0x7f12345678a0n, O.robust_list); // user address
   b.write('tg) (p g\0', O.comm, 'latin1');            // comm, NUL-padded
+  b.writeUInt32LE(1, O.ns_depth);                     // one pid-namespace level below the reader's
+  b.writeUInt32LE(7, O.ns_pid);                       // pid 7 in its own pid namespace
+  // namespace inums: pid mnt net ipc uts user cgroup, and 0 for time (a kernel without time namespaces)
+  [0xf00001cc, 0xf0000001, 0xf0000002, 0xf0000003, 0xf0000004, 0xf0000005, 0xf0000006, 0]
+    .forEach((v, i) => b.writeUInt32LE(v, O.ns + 4 * i));
   [2000, 2001, 2019].forEach((v, i) => b.writeUInt32LE(v, O.groups + 4 * i)); // groups
   edit?.(b);
   const n = Math.min(b.readUInt32LE(O.ngroups), MAX_GROUPS);
-  return Buffer.from(b.subarray(0, HEADER_SIZE + 4 * n)); // 192 + 4n bytes
+  return Buffer.from(b.subarray(0, HEADER_SIZE + 4 * n)); // 232 + 4n bytes
 }

@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   BIT_NO_SECCOMP, BIT_UNDECIDED, FIELD_OFFSETS, HEADER_SIZE, MAX_GROUPS, MAX_RECORD_SIZE, decodeRecord,
-  decodeState, recBits, recNgroups, recPid, recPpid, recTgid, viewRecords,
+  decodeState, recBits, recNgroups, recNsDepth, recNsIds, recNsPid, recPid, recPpid, recTgid, viewRecords,
 } from '../../src/collector/sources/bpf/record.js';
 import { sampleRecord } from '../helpers/bpfrecord.js';
 
@@ -38,7 +38,7 @@ const one = (b: Buffer) => viewRecords(b, b.length);
 describe('decodeRecord', () => {
   it('decodes every field of a record', () => {
     const rec = sampleRecord();
-    expect(rec.length).toBe(204); // header + 3 groups
+    expect(rec.length).toBe(244); // header + 3 groups
     const v = one(rec);
     expect(v.count).toBe(1);
     expect(decodeRecord(v, 0)).toEqual({
@@ -83,20 +83,33 @@ describe('decodeRecord', () => {
 
   it('indexes records of different lengths and reads filter fields without decoding', () => {
     const noGroups = sampleRecord((b) => {
-      b.writeUInt32LE(0, FIELD_OFFSETS.ngroups); // 192 bytes
+      b.writeUInt32LE(0, FIELD_OFFSETS.ngroups); // 232 bytes
       b.writeUInt32LE(77, FIELD_OFFSETS.tgid);
       b.writeUInt32LE(78, FIELD_OFFSETS.pid);
       b.writeUInt32LE(1, FIELD_OFFSETS.ppid);
       b.writeUInt32LE(BIT_UNDECIDED, FIELD_OFFSETS.bits);
     });
     expect(noGroups.length).toBe(HEADER_SIZE);
-    const all = Buffer.concat([sampleRecord(), noGroups, sampleRecord()]); // 204 + 192 + 204
+    const all = Buffer.concat([sampleRecord(), noGroups, sampleRecord()]); // 244 + 232 + 244
     const v = viewRecords(all, all.length);
     expect(v.count).toBe(3);
     expect([recTgid(v, 1), recPid(v, 1), recPpid(v, 1), recBits(v, 1), recNgroups(v, 1)]).toEqual([77, 78, 1, BIT_UNDECIDED, 0]);
     expect(decodeRecord(v, 1).groups).toEqual([]);
     expect(decodeRecord(v, 0).tgid).toBe(4242);
     expect(decodeRecord(v, 2).groups).toEqual([2000, 2001, 2019]);
+  });
+
+  it('reads the pid-namespace depth, the own pid and the namespace identities (0 = none)', () => {
+    const v = viewRecords(sampleRecord(), sampleRecord().length);
+    expect([recNsDepth(v, 0), recNsPid(v, 0)]).toEqual([1, 7]);
+    expect(recNsIds(v, 0)).toEqual({
+      pid: 0xf00001cc, mnt: 0xf0000001, net: 0xf0000002, ipc: 0xf0000003, uts: 0xf0000004, user: 0xf0000005,
+      cgroup: 0xf0000006, // no time: the record holds 0 there
+    });
+    const none = sampleRecord((b) => b.fill(0, FIELD_OFFSETS.ns, FIELD_OFFSETS.ns + 32));
+    expect(recNsIds(viewRecords(none, none.length), 0)).toBeUndefined();
+    // decodeRecord leaves them to the caller (the collector asks for them)
+    expect('ns' in decodeRecord(v, 0)).toBe(false);
   });
 
   it('works on a buffer that is not 4-byte aligned', () => {

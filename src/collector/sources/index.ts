@@ -5,7 +5,7 @@ import { procfsFactory } from './procfs.js';
 import { bpfFactory } from './bpf/bpf.js';
 import { taskdiagFactory } from './taskdiag.js';
 
-export type { Source, SourceFactory, SourceStats, Probe } from './source.js';
+export type { Source, SourceFactory, SourceStats, Probe, TreeOptions } from './source.js';
 
 /** Every source, by name. A new source is one file plus one line here. */
 export const SOURCES: Partial<Record<SourceName, SourceFactory>> = {

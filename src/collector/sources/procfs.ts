@@ -10,6 +10,9 @@
  *               children (tree walk only; its thread's child processes)
  *               get_robust_list(tid) (one syscall, src/sys/robust.ts)
  *   per process readdir(/proc/PID/task), only when stat's num_threads says there is more than one thread
+ *   namespaces  when asked (TreeOptions.namespaces): readlink of ns/{pid,user,time} once per process and
+ *               ns/{mnt,net,ipc,uts,cgroup} per thread (../nsread.ts)
+ *   NSpid       when asked (TreeOptions.rootLevel > 0): taken from the status read above, no extra read
  *
  * Every file is read whole through the one /proc reader (../procfile.ts, shared with the freezers): opened,
  * read into one reusable buffer that grows as needed, closed (3 syscalls; `children`, a seq_file handed out a
@@ -24,7 +27,8 @@ import { existsSync, readdirSync } from 'node:fs';
 import { NoProcessError, PermissionError, UnavailableError } from '../../errors.js';
 import { getRobustList, type RobustList } from '../../sys/robust.js';
 import type { Mask64, OptionalField, Task, TaskState } from '../task.js';
-import type { Probe, Source, SourceFactory, SourceStats } from './source.js';
+import { nsReadCost, readNsIds } from '../nsread.js';
+import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from './source.js';
 import { DENIED, GONE, ProcFile, type ProcFileKind } from '../procfile.js';
 
 const O_DIRECTORY_SCAN_SYSCALLS = 4;
@@ -50,6 +54,7 @@ const K_CAPBND = bytes('CapBnd');
 const K_CAPAMB = bytes('CapAmb');
 const K_NONEWPRIVS = bytes('NoNewPrivs');
 const K_SECCOMP = bytes('Seccomp');
+const K_NSPID = bytes('NSpid');
 
 function errCode(e: unknown): string | undefined {
   return (e as NodeJS.ErrnoException | undefined)?.code;
@@ -102,9 +107,23 @@ export class ProcfsSource implements Source {
   private closed = false;
   /** Tgid: of the last status parsed */
   private statusTgid = 0;
+  /** TreeOptions of the walk under way: NSpid level to keep (0: none), namespace ids wanted */
+  private level = 0;
+  private wantNs = false;
 
-  async collectTree(root: number): Promise<Task[]> {
+  async collectTree(root: number, opts: TreeOptions = {}): Promise<Task[]> {
     this.check();
+    this.level = opts.rootLevel ?? 0;
+    this.wantNs = opts.namespaces === true;
+    try {
+      return this.walk(root);
+    } finally {
+      this.level = 0;
+      this.wantNs = false;
+    }
+  }
+
+  private walk(root: number): Task[] {
     const tasks: Task[] = [];
     const seen = new Set<number>();
     // depth-first: pending processes with the parent they were found under
@@ -164,6 +183,11 @@ export class ProcfsSource implements Source {
     const leader = this.readTask(tgid, tgid, parent, strict, queue);
     if (!leader) return false;
     out.push(leader);
+    const wantNs = this.wantNs;
+    if (wantNs) {
+      this.r.syscalls += nsReadCost().leader;
+      leader.ns = readNsIds(tgid, tgid);
+    }
     if (!threads || this.st.numThreads <= 1) return true;
     // the leader's stat said there are more threads: list them
     let names: string[];
@@ -183,7 +207,12 @@ export class ProcfsSource implements Source {
       const tid = Number(name);
       if (tid === tgid) continue;
       const t = this.readTask(tgid, tid, -1, strict, queue);
-      if (t) out.push(t);
+      if (!t) continue;
+      if (wantNs) {
+        this.r.syscalls += nsReadCost().thread;
+        t.ns = readNsIds(tgid, tid, leader.ns);
+      }
+      out.push(t);
     }
     return true;
   }
@@ -325,6 +354,11 @@ export class ProcfsSource implements Source {
           break;
         case 0x4e: // N
           if (r.isKey(K_NONEWPRIVS, p, colon)) t.noNewPrivs = r.int() !== 0;
+          else if (this.level > 0 && r.isKey(K_NSPID, p, colon)) {
+            // NSpid:\tOUTER\t...\tOWN: the pid at the asked level (the tree is at that level or deeper)
+            for (let i = 0; i < this.level; i++) r.int();
+            t.nsPid = r.int();
+          }
           break;
       }
       // next line

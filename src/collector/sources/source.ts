@@ -11,15 +11,27 @@ export interface SourceStats {
   roundTrips?: number;
 }
 
+/** What the collector asks of a tree walk beyond the Task fields every walk fills. */
+export interface TreeOptions {
+  /**
+   * The root's pid-namespace level counted from the reader's (0 = the reader's own namespace, which needs
+   * nothing more). When above 0, every Task carries `nsPid`: its pid at that level, i.e. NSpid[rootLevel]
+   * of /proc/PID/status. Every task of the tree lives at that level or deeper, so every task has one.
+   */
+  rootLevel?: number;
+  /** fill Task.ns (namespace inode numbers) for every task */
+  namespaces?: boolean;
+}
+
 export interface Source {
   readonly name: SourceName;
   /** Task fields this source leaves undefined */
   readonly missing: readonly OptionalField[];
   /**
    * Every thread of every process of the subtree rooted at process `root` (a tgid, in the reader's pid
-   * namespace), in any order. Throws NoProcessError when root does not exist.
+   * namespace), in any order, with what `opts` asks for. Throws NoProcessError when root does not exist.
    */
-  collectTree(root: number): Promise<Task[]>;
+  collectTree(root: number, opts?: TreeOptions): Promise<Task[]>;
   /** Every task the caller may see (for `ps`); threads only when asked. */
   collectAll(opts: { threads: boolean }): Promise<Task[]>;
   stats(): SourceStats;

@@ -28,7 +28,8 @@ import {
   TASK_DIAG_SHOW_CRED, TASK_DIAG_SHOW_EXT, TaskDiagClient, type TaskDiagFeatures, type TaskDiagReply,
 } from '../../netlink/taskdiag.js';
 import type { Mask64, OptionalField, Task } from '../task.js';
-import type { Probe, Source, SourceFactory, SourceStats } from './source.js';
+import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from './source.js';
+import { fillFromProc } from '../nsread.js';
 
 export const TASKDIAG_HINT =
   'load the provider module from kernel/ (insmod kernel/task_diag/task_diag.ko) or use --source bpf|procfs';
@@ -71,7 +72,17 @@ export class TaskDiagSource implements Source {
 
   close(): void { this.client.close(); }
 
-  async collectTree(root: number): Promise<Task[]> {
+  /**
+   * The v1 family answers in the caller's pid namespace and carries no namespace identities: what `opts`
+   * asks for beyond that (pids at the root's level, namespace ids) is read from /proc in user space.
+   */
+  async collectTree(root: number, opts: TreeOptions = {}): Promise<Task[]> {
+    const tasks = await this.walkTree(root);
+    this.procSyscalls += fillFromProc(tasks, opts.rootLevel ?? 0, opts.namespaces === true);
+    return tasks;
+  }
+
+  private async walkTree(root: number): Promise<Task[]> {
     if (this.features.subtree) {
       const out: Task[] = [];
       try {

@@ -28,9 +28,11 @@ async function loadSysBpf(): Promise<SysBpf> {
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task } from '../../task.js';
-import type { Probe, Source, SourceFactory, SourceStats } from '../source.js';
+import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
+import { readNsPid } from '../../nsread.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
+  recNsDepth, recNsIds, recNsPid,
   viewRecords, type RecordView,
 } from './record.js';
 
@@ -279,12 +281,32 @@ export class BpfSource implements Source {
     return viewRecords(r.buf, r.length);
   }
 
-  async collectTree(root: number): Promise<Task[]> {
-    return this.collectTreeSync(root);
+  async collectTree(root: number, opts: TreeOptions = {}): Promise<Task[]> {
+    return this.collectTreeSync(root, opts);
   }
 
-  collectTreeSync(root: number): Task[] {
-    return decodeRows(this.records({ root, threads: true }));
+  /**
+   * Namespace identities come with every record. The pid at the root's level (opts.rootLevel) is the
+   * record's own-namespace pid for every task that lives in the root's namespace; a task in a namespace
+   * nested deeper has its NSpid read from /proc.
+   */
+  collectTreeSync(root: number, opts: TreeOptions = {}): Task[] {
+    const sel = this.records({ root, threads: true });
+    const tasks = decodeRows(sel);
+    const { view, rows } = sel;
+    const level = opts.rootLevel ?? 0;
+    if (opts.namespaces) for (let k = 0; k < rows.length; k++) tasks[k].ns = recNsIds(view, rows[k]);
+    if (level > 0) {
+      for (let k = 0; k < rows.length; k++) {
+        const t = tasks[k];
+        if (recNsDepth(view, rows[k]) === level) t.nsPid = recNsPid(view, rows[k]);
+        else {
+          t.nsPid = readNsPid(t.tgid, t.pid, level);
+          this.syscalls += 3;
+        }
+      }
+    }
+    return tasks;
   }
 
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {

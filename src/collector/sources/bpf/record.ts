@@ -2,8 +2,8 @@
  * The binary record the BPF task iterator (task_iter.bpf.c, struct td_task) emits, one per task, and its
  * decoding into Task records. Pure functions over a Buffer: no kernel access.
  *
- * Grammar (all little-endian, no padding): a 192-byte header, then min(ngroups, 32) u32 groups, so a record
- * is 192..320 bytes and the next one follows at once:
+ * Grammar (all little-endian, no padding): a 232-byte header, then min(ngroups, 32) u32 groups, so a record
+ * is 232..360 bytes and the next one follows at once:
  *   off  size field
  *     0  6×u32 tgid pid ppid tpid sid pgid   (reader's pid namespace; 0 = no number there)
  *    24  u32 state        raw task->__state
@@ -26,18 +26,23 @@
  *   160  u64 start_time   clock ticks after boot (start_boottime / 10,000,000 ns)
  *   168  u64 robust_list  user address of the robust futex list head
  *   176  16×u8 comm       NUL-padded
- *   192  n×u32 groups     the first n = min(ngroups, 32) groups
- *   192 + 4n
+ *   192  u32 ns_depth     pid-namespace levels between the reader's namespace and the task's own
+ *   196  u32 ns_pid       the task's pid in its own pid namespace
+ *   200  8×u32 ns         namespace inode numbers: pid mnt net ipc uts user cgroup time (0 = none: a zombie
+ *                         has no mnt..time, a kernel without time namespaces no time)
+ *   232  n×u32 groups     the first n = min(ngroups, 32) groups
+ *   232 + 4n
  */
-import type { Mask64, Task, TaskState } from '../../task.js';
+import { NS_KINDS, type Mask64, type NsIds, type Task, type TaskState } from '../../task.js';
 
 /** size of the fixed part; the groups follow */
-export const HEADER_SIZE = 192;
+export const HEADER_SIZE = 232;
 /** the largest record: header and MAX_GROUPS groups */
-export const MAX_RECORD_SIZE = 320;
+export const MAX_RECORD_SIZE = 360;
 /** bumped whenever the layout or what the program emits changes; part of the pin path, so a pinned iterator
- * left by an older version is never read (3: pid 1 of the namespace is emitted on kernels whose iterator skips it) */
-export const RECORD_VERSION = 3;
+ * left by an older version is never read (3: pid 1 of the namespace is emitted on kernels whose iterator skips
+ * it; 4: pid-namespace depth, own pid and namespace identities) */
+export const RECORD_VERSION = 4;
 export const MAX_GROUPS = 32;
 export const BIT_NO_NEW_PRIVS = 0x1;
 export const BIT_UNDECIDED = 0x2;
@@ -52,7 +57,7 @@ export const FIELD_OFFSETS = {
   securebits: 72, ngroups: 76, personality: 80, exit_code: 84, prio: 88, static_prio: 92,
   rt_priority: 96, policy: 100, seccomp: 104, bits: 108,
   cap_inh: 112, cap_prm: 120, cap_eff: 128, cap_bnd: 136, cap_amb: 144, blocked: 152, start_time: 160,
-  robust_list: 168, comm: 176, groups: 192,
+  robust_list: 168, comm: 176, ns_depth: 192, ns_pid: 196, ns: 200, groups: 232,
 } as const;
 
 const O = FIELD_OFFSETS;
@@ -67,7 +72,7 @@ const W = {
   rtPriority: O.rt_priority / 4, policy: O.policy / 4, seccomp: O.seccomp / 4, bits: O.bits / 4,
   capInh: O.cap_inh / 4, capPrm: O.cap_prm / 4, capEff: O.cap_eff / 4, capBnd: O.cap_bnd / 4,
   capAmb: O.cap_amb / 4, blocked: O.blocked / 4, startTime: O.start_time / 4, robustList: O.robust_list / 4,
-  comm: O.comm / 4, groups: O.groups / 4,
+  comm: O.comm / 4, nsDepth: O.ns_depth / 4, nsPid: O.ns_pid / 4, ns: O.ns / 4, groups: O.groups / 4,
 } as const;
 
 // include/linux/sched.h state bits (6.1+)
@@ -198,6 +203,21 @@ export function recPid(v: RecordView, i: number): number { return v.u32[v.start[
 export function recPpid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.ppid]; }
 export function recBits(v: RecordView, i: number): number { return v.u32[v.start[i] + W.bits]; }
 export function recNgroups(v: RecordView, i: number): number { return v.u32[v.start[i] + W.ngroups]; }
+/** pid-namespace levels between the reader's namespace and the task's own (0: the reader's) */
+export function recNsDepth(v: RecordView, i: number): number { return v.u32[v.start[i] + W.nsDepth]; }
+/** the task's pid in its own pid namespace */
+export function recNsPid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.nsPid]; }
+
+/** Task.ns of record i: the namespace inode numbers the kernel gave (0 = none), undefined when none. */
+export function recNsIds(v: RecordView, i: number): NsIds | undefined {
+  const w = v.start[i] + W.ns;
+  let ids: NsIds | undefined;
+  for (let k = 0; k < NS_KINDS.length; k++) {
+    const inum = v.u32[w + k];
+    if (inum !== 0) (ids ??= {})[NS_KINDS[k]] = inum;
+  }
+  return ids;
+}
 
 /**
  * Fields read straight from a record, for readers that render without building Task records (tdcollect ps

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: (MIT OR GPL-2.0)
 /*
  * tdcollect's BPF task iterator (iter/task): one binary record per task (struct td_task, little-endian),
- * written with bpf_seq_write: the 192-byte header, then only the min(ngroups, 32) groups the task has
- * (4 bytes each), so a record is 192..320 bytes. Decoded by src/collector/sources/bpf/record.ts; the two
+ * written with bpf_seq_write: the 232-byte header, then only the min(ngroups, 32) groups the task has
+ * (4 bytes each), so a record is 232..360 bytes. Decoded by src/collector/sources/bpf/record.ts; the two
  * layouts must change together (HEADER_SIZE and RECORD_VERSION there).
  *
  * - CO-RE: the kernel types below are minimal hand-written declarations marked preserve_access_index;
@@ -54,7 +54,24 @@ struct kernel_cap_struct___old { __u32 cap[2]; };
 typedef struct { unsigned long sig[1]; } sigset_t;
 
 struct task_struct;
-struct pid_namespace { struct task_struct *child_reaper; } PAI;
+/* namespaces: each embeds a struct ns_common whose inum is what /proc/PID/ns/KIND shows */
+struct ns_common { unsigned int inum; } PAI;
+struct pid_namespace { struct task_struct *child_reaper; struct ns_common ns; } PAI;
+struct uts_namespace { struct ns_common ns; } PAI;
+struct ipc_namespace { struct ns_common ns; } PAI;
+struct mnt_namespace { struct ns_common ns; } PAI;
+struct net { struct ns_common ns; } PAI;
+struct cgroup_namespace { struct ns_common ns; } PAI;
+struct time_namespace { struct ns_common ns; } PAI;
+struct user_namespace { struct ns_common ns; } PAI;
+struct nsproxy {
+	struct uts_namespace *uts_ns;
+	struct ipc_namespace *ipc_ns;
+	struct mnt_namespace *mnt_ns;
+	struct net *net_ns;
+	struct time_namespace *time_ns;
+	struct cgroup_namespace *cgroup_ns;
+} PAI;
 struct upid { int nr; struct pid_namespace *ns; } PAI;
 struct pid { unsigned int level; struct upid numbers[1]; } PAI;
 
@@ -65,6 +82,7 @@ struct cred {
 	kgid_t gid, sgid, egid, fsgid;
 	unsigned int securebits;
 	kernel_cap_t cap_inheritable, cap_permitted, cap_effective, cap_bset, cap_ambient;
+	struct user_namespace *user_ns;
 	struct group_info *group_info;
 } PAI;
 struct cred___old {
@@ -97,6 +115,7 @@ struct task_struct {
 	sigset_t blocked;
 	struct seccomp seccomp;
 	struct robust_list_head *robust_list;
+	struct nsproxy *nsproxy;
 } PAI;
 struct task_struct___old { long state; } PAI; /* before 5.14 */
 
@@ -123,10 +142,12 @@ struct td_task {
 	__u64 cap_inh, cap_prm, cap_eff, cap_bnd, cap_amb; /* 112 */
 	__u64 blocked, start_time, robust_list;          /* 152 start_time in clock ticks */
 	char comm[16];                                   /* 176 */
-	__u32 groups[TD_MAX_GROUPS];                     /* 192 first min(ngroups, 32); only these are written */
-};                                                   /* 320 at most */
-#define TD_HEADER_SIZE 192
-_Static_assert(sizeof(struct td_task) == 320, "record layout");
+	__u32 ns_depth, ns_pid;                          /* 192 pid namespace levels below the reader's; pid in its own */
+	__u32 ns[8];                                     /* 200 inums: pid mnt net ipc uts user cgroup time; 0 = none */
+	__u32 groups[TD_MAX_GROUPS];                     /* 232 first min(ngroups, 32); only these are written */
+};                                                   /* 360 at most */
+#define TD_HEADER_SIZE 232
+_Static_assert(sizeof(struct td_task) == 360, "record layout");
 _Static_assert(__builtin_offsetof(struct td_task, groups) == TD_HEADER_SIZE, "record header");
 
 /* Written by user space through the mmap'ed .bss map; never written here. */
@@ -190,6 +211,44 @@ static __always_inline __u32 nr_ns(kptr_t pid, __u32 level, kptr_t ns)
 	} while (0)
 #define CRED(dst, c, m) CRED_T(dst, struct cred, c, m)
 #define CRED_OLD(dst, c, m) CRED_T(dst, struct cred___old, c, m)
+
+/*
+ * The task's place in the pid namespaces and its namespace identities, as /proc/PID/ns/KIND shows them: pid from
+ * the task's own struct pid (its active pid namespace), user from its credentials, the rest from its nsproxy
+ * (gone once the task has exited: a zombie keeps pid and user only, as /proc gives). c is t->real_cred.
+ */
+static __always_inline void emit_ns(struct td_task *r, struct task_struct *t, __u32 level, kptr_t c)
+{
+	kptr_t tp = 0, nsp = 0, x = 0;
+	unsigned int plevel = 0;
+	struct upid up = {};
+
+	KREAD(tp, t->thread_pid);
+	if (tp) {
+		KREAD(plevel, AS(struct pid, tp)->level);
+		bpf_probe_read_kernel(&up, sizeof(up), &AS(struct pid, tp)->numbers[plevel & (MAX_PID_NS_LEVEL - 1)]);
+		r->ns_depth = plevel - level;
+		r->ns_pid = (__u32)up.nr;
+		if (up.ns)
+			KREAD(r->ns[0], up.ns->ns.inum);
+	}
+	KREAD(x, AS(struct cred, c)->user_ns);
+	if (x)
+		KREAD(r->ns[5], AS(struct user_namespace, x)->ns.inum);
+	KREAD(nsp, t->nsproxy);
+	if (!nsp)
+		return;
+#define NSP(i, member, type) do {								x = 0;										KREAD(x, AS(struct nsproxy, nsp)->member);					if (x)											KREAD(r->ns[i], AS(type, x)->ns.inum);				} while (0)
+	NSP(1, mnt_ns, struct mnt_namespace);
+	NSP(2, net_ns, struct net);
+	NSP(3, ipc_ns, struct ipc_namespace);
+	NSP(4, uts_ns, struct uts_namespace);
+	if (bpf_core_field_exists(AS(struct nsproxy, nsp)->cgroup_ns))
+		NSP(6, cgroup_ns, struct cgroup_namespace);
+	if (bpf_core_field_exists(AS(struct nsproxy, nsp)->time_ns))
+		NSP(7, time_ns, struct time_namespace);
+#undef NSP
+}
 
 /* Write the record of task t, built in *rp, if t is in the reader's namespace; bits start the record's bits. */
 static __always_inline void emit(struct seq_file *seq, struct td_task *r, struct task_struct *t, const int direct,
@@ -313,6 +372,8 @@ static __always_inline void emit(struct seq_file *seq, struct td_task *r, struct
 			bpf_probe_read_kernel(r->groups, (n & (2 * TD_MAX_GROUPS - 1)) * sizeof(__u32) > sizeof(r->groups)
 				? sizeof(r->groups) : (n & (2 * TD_MAX_GROUPS - 1)) * sizeof(__u32), AS(struct group_info, gi)->gid);
 	}
+
+	emit_ns(r, t, level, c);
 
 	len = TD_HEADER_SIZE + n * sizeof(__u32);
 	if (len > sizeof(*r)) /* keeps the bound visible to the verifier */
