@@ -108,7 +108,9 @@ export async function readArchive(path: string, keep: Keep, limits: Partial<Arch
   const lim: ArchiveLimits = { ...DEFAULT_LIMITS, ...limits };
   const compression = sniffArchive(path);
   if (compression === undefined) throw new ImageError(path, 0, 'corrupt', 'not a tar, tar.gz or tar.zst archive');
-  const { extract } = await import('tar-stream');
+  // tar-stream is a CommonJS module: Node's loader gives its exports as named bindings, a bundle as `default`
+  const tarStream = await import('tar-stream');
+  const extract = tarStream.extract ?? (tarStream as unknown as { default: typeof tarStream }).default.extract;
 
   let compressedIn = 0;
   let inflated = 0;
