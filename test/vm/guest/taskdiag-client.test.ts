@@ -264,7 +264,8 @@ describe('taskdiag source', () => {
           for (const f of REQUIRED_FIELDS) expect(a[i][f], `${f} of ${a[i].pid}`).toEqual(b[i][f]);
           for (const f of OPTIONAL_FIELDS) {
             if (a[i][f] !== undefined && b[i][f] !== undefined) expect(a[i][f], `${f} of ${a[i].pid}`).toEqual(b[i][f]);
-            if (!src.missing.includes(f) && f !== 'futexRla') expect(a[i][f], `${f} of ${a[i].pid} filled`).not.toBeUndefined();
+            // ns is filled only when asked for (below)
+            if (!src.missing.includes(f) && f !== 'futexRla' && f !== 'ns') expect(a[i][f], `${f} of ${a[i].pid} filled`).not.toBeUndefined();
           }
         }
         const all = src.stats();
@@ -279,6 +280,14 @@ describe('taskdiag source', () => {
           expect(st.roundTrips).toBeGreaterThanOrEqual(a.length);
         }
         if (!extensions) expect(st.syscalls).toBeGreaterThan(st.roundTrips);
+        // asked for namespace identities (as collect() asks), both sources fill them for every task, alike
+        const an = norm(await src.collectTree(tree.info.leader, { namespaces: true }));
+        const bn = norm(await proc.collectTree(tree.info.leader, { namespaces: true }));
+        expect(an.map((t) => t.pid)).toEqual(bn.map((t) => t.pid));
+        for (let i = 0; i < an.length; i++) {
+          expect(an[i].ns, `ns of ${an[i].pid}`).toBeDefined();
+          expect(an[i].ns, `ns of ${an[i].pid}`).toEqual(bn[i].ns);
+        }
       } finally {
         src.close();
         proc.close();
