@@ -252,6 +252,27 @@ static int recv_fd(int via, char *c)
 	return fd;
 }
 
+/* prints one received datagram (TRUNC first when it was longer than the buffer); "done" or "error" when
+ * it carries NLMSG_DONE or NLMSG_ERROR, else NULL */
+static const char *print_dgram(unsigned char *buf, int len, int bufsz)
+{
+	const char *why = NULL;
+
+	if (len > bufsz) {
+		printf("TRUNC %d\n", len);
+		len = bufsz;
+	}
+	printf("DGRAM ");
+	for (int i = 0; i < len; i++)
+		printf("%02x", buf[i]);
+	printf("\n");
+	for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len); nh = NLMSG_NEXT(nh, len)) {
+		if (nh->nlmsg_type == NLMSG_DONE) why = "done";
+		else if (nh->nlmsg_type == NLMSG_ERROR) why = "error";
+	}
+	return why;
+}
+
 /* read datagrams until NLMSG_DONE/ERROR, a timeout or (max > 0) `max` of them; prints them; 1 when the dump ended */
 static const char *drain(int fd, int bufsz, int max, int *nd)
 {
@@ -265,18 +286,7 @@ static const char *drain(int fd, int bufsz, int max, int *nd)
 			fail("recv");
 		}
 		(*nd)++;
-		if (len > bufsz) {
-			printf("TRUNC %d\n", len);
-			len = bufsz;
-		}
-		printf("DGRAM ");
-		for (int i = 0; i < len; i++)
-			printf("%02x", buf[i]);
-		printf("\n");
-		for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len); nh = NLMSG_NEXT(nh, len)) {
-			if (nh->nlmsg_type == NLMSG_DONE) why = "done";
-			else if (nh->nlmsg_type == NLMSG_ERROR) why = "error";
-		}
+		why = print_dgram(buf, len, bufsz);
 	}
 	free(buf);
 	fflush(stdout);
@@ -485,19 +495,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			nd++;
-			if (len > bufsz) {
-				printf("TRUNC %d\n", len);
-				len = bufsz;
-			}
-			printf("DGRAM ");
-			for (int i = 0; i < len; i++)
-				printf("%02x", buf[i]);
-			printf("\n");
-			for (struct nlmsghdr *nh = (struct nlmsghdr *)buf; NLMSG_OK(nh, (unsigned)len);
-			     nh = NLMSG_NEXT(nh, len)) {
-				if (nh->nlmsg_type == NLMSG_DONE) why = "done";
-				else if (nh->nlmsg_type == NLMSG_ERROR) why = "error";
-			}
+			why = print_dgram(buf, len, bufsz);
 			if (!why && !dump && !ack) why = "single";
 			if (!why && maxd && nd >= maxd) why = "max";
 		}

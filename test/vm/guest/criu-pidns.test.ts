@@ -6,14 +6,14 @@
  * core-TID.img field by field, decoded twice: with the project's own decoder and with crit's (pycriu).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { criuDump, criuVersion, type CriuDump } from './criu.js';
+import { tdc } from './lib.js';
 import { KIND, decodeImage, readImages, schemas } from '../../../src/image/index.js';
 
-const CLI = join(process.cwd(), 'bin/tdcollect.js');
 const NSTREE = join(process.cwd(), 'test/fixtures/nstree.py');
 const SOURCES = ['taskdiag', 'procfs', 'bpf'] as const;
 /** core fields each source cannot fill (its `missing` list): procfs has no securebits in /proc, the
@@ -169,7 +169,7 @@ describe(`CRIU ${criuVersion()} and tdcollect dump the same pid-namespace tree`,
   for (const source of SOURCES) {
     it(`${source}: pstree.img, core-TID.img names and every compared core field equal CRIU's, by our decoder and by crit`, () => {
       const dir = join(work, source);
-      const r = spawnSync(process.execPath, [CLI, 'dump', '-r', String(nsInit), '-s', source, '-o', dir], { encoding: 'utf8' });
+      const r = tdc(['dump', '-r', String(nsInit), '-s', source, '-o', dir]);
       expect(r.stderr).toBe('');
       expect(r.status).toBe(0);
       const missing = readImages(dir).info.missing as string[];
@@ -180,7 +180,7 @@ describe(`CRIU ${criuVersion()} and tdcollect dump the same pid-namespace tree`,
       expect(differences(critDecode(dir), critDecode(criu.dir), skip)).toEqual([]);
       // and tdcollect's own reading of both sets: equal for diff, in both directions
       for (const [x, y] of [[dir, criu.dir], [criu.dir, dir]]) {
-        const d = spawnSync(process.execPath, [CLI, 'diff', x, y], { encoding: 'utf8' });
+        const d = tdc(['diff', x, y]);
         expect(d.stdout + d.stderr, `diff ${x} ${y}`).not.toMatch(/changed|added|removed/);
         expect(d.status, `diff ${x} ${y}`).toBe(0);
       }
@@ -198,9 +198,9 @@ describe(`CRIU ${criuVersion()} and tdcollect dump the same pid-namespace tree`,
     process.kill(hostGc, 'SIGUSR1');
     await moved;
     const after = join(work, 'after');
-    const r = spawnSync(process.execPath, [CLI, 'dump', '-r', String(nsInit), '-s', 'procfs', '-o', after], { encoding: 'utf8' });
+    const r = tdc(['dump', '-r', String(nsInit), '-s', 'procfs', '-o', after]);
     expect(r.status).toBe(0);
-    const d = spawnSync(process.execPath, [CLI, 'diff', '--ignore', 'flags', criu.dir, after], { encoding: 'utf8' });
+    const d = tdc(['diff', '--ignore', 'flags', criu.dir, after]);
     expect(d.status).toBe(1);
     expect(d.stdout).toContain(`process ${gc.pid} (python3):`);
     expect(d.stdout).toMatch(/ns\.uts: \d+ -> \d+ \(moved to another namespace\)/);

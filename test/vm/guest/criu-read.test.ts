@@ -7,22 +7,17 @@
  * Uses the compiled CLI (bin/tdcollect.js -> dist/).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { cpSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startTree, type Fixture, type TreeInfo } from './lib.js';
+import { startTree, tdc, type Fixture, type TreeInfo } from './lib.js';
 import { criuDump, criuSafeStdio, criuVersion, type CriuDump } from './criu.js';
 import { readImageSet } from '../../../src/image/imageset.js';
 import { readImages } from '../../../src/image/read.js';
 import type { RecordedTask } from '../../../src/collector/task.js';
 import { criuStateOf } from '../../../src/collector/task.js';
 
-const CLI = join(process.cwd(), 'bin/tdcollect.js');
-const tdc = (args: string[]): { status: number | null; stdout: string; stderr: string } => {
-  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-};
 
 let tree: Fixture<TreeInfo>;
 let dir: string;

@@ -5,7 +5,7 @@
  *
  * Environment (set by test/vm/guest/setup.sh): TD_BIN (helpers), TD_MODULE (task_diag.ko).
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -13,6 +13,12 @@ export const BIN = process.env.TD_BIN ?? join(process.cwd(), 'test/vm/.work/last
 export const MODULE = process.env.TD_MODULE ?? join(process.cwd(), 'test/vm/.work/last-test/module/task_diag.ko');
 export const TDPROBE = join(BIN, 'tdprobe');
 export const VMTREE = join(BIN, 'vmtree');
+/** the command line as installed (bin/tdcollect.js), run to completion */
+export const CLI = join(process.cwd(), 'bin/tdcollect.js');
+export function tdc(args: string[]): { status: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8' });
+  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
+}
 
 // netlink constants (UAPI)
 export const NLM_F_REQUEST = 0x1;
