@@ -11,14 +11,25 @@
  * per image file), the ratio dump/ps, and the growth from the smallest to the largest size (a cost that
  * grows linearly with the number of tasks grows by the size ratio, 30× from 1k to 30k).
  *
+ * What the write figure measures, and what it must not. On ext4 without a journal the kernel will not reuse
+ * an inode freed less than 30 s ago (dirty_expire_centisecs): every create scans past all such inodes of its
+ * block group first, so creating 10,000 files just after deleting 10,000 costs 10 to 20 times as much as
+ * creating them on a fresh file system, all of it kernel time. A benchmark that removes each dump before the
+ * next one measures that scan, not the writer. So every dump written here is kept until the end of the run
+ * (the space is checked first) and only then removed, outside any timing; each dump's creates see only
+ * inodes that were never freed during the run. What a user who replaces a large dump with --force (within
+ * 30 s of the previous replacement) pays is measured separately, as its own row: `dump --force (replacing)`
+ * writes each round over the previous round's dump of that row, so its creates meet the inodes of the dump
+ * it replaced a round before, as the user's would.
+ *
  * Run with nothing else heavy on the machine (a 30,000-task tree takes most of a 32,768 pid space): npm run bench -- dump
  * Needs root, gcc and /usr/bin/time. BENCH_DUMP_SIZES=1000,10000 picks the sizes; BENCH_RUNS the rounds
- * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
- * after it is measured, and the file system synced outside the timing). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
+ * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR;
+ * a directory in which nothing else deletes many files meanwhile, for the reason above). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
  * adds another build (an earlier commit) to the same rounds, for before/after figures under the same load.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, spawnTreegen } from './lib-fixture.mjs';
@@ -54,15 +65,32 @@ function phases(stderr) {
   return { freeze: get('freezing time'), collect: get('collecting time'), write: get('writing time'), thaw: get('thawing time') };
 }
 
-function dumpOnce(root, env, outDir, bin = BIN) {
-  const out = join(outDir, `d${process.hrtime.bigint()}`);
-  const r = timed([process.execPath, bin, 'dump', '-r', String(root), '-o', out, '-q', '--stats'], env);
-  rmSync(out, { recursive: true, force: true });
-  // finish the removal's write-back (and, on a file system mounted with online discard, its discards) now,
-  // outside the timing, so it is not billed to the next run's durability
-  spawnSync('sync', ['-f', outDir]);
+/**
+ * One dump into a new directory of outDir, kept until the end of the run (see the header); with `replace`,
+ * into that directory with --force, replacing what the previous call wrote there.
+ */
+function dumpOnce(root, env, outDir, bin = BIN, replace = undefined) {
+  const out = replace ?? join(outDir, `d${process.hrtime.bigint()}`);
+  const r = timed([process.execPath, bin, 'dump', '-r', String(root), '-o', out, '-q', '--stats', ...(replace ? ['--force'] : [])], env);
+  // the dump's write-back is complete (it synced before its rename); a replaced dump's removal is not:
+  // finish it outside the timing, as a user's next dump would find it some seconds later
+  if (replace) spawnSync('sync', ['-f', outDir]);
   if (r.status !== 0) return { ...r, failed: r.stderr.trim().split('\n').pop() };
   return { ...r, ...phases(r.stderr) };
+}
+
+/** Refuse to start when the dumps kept until the end would not fit (blocks and inodes, with a margin). */
+function checkSpace(dir, sizes, dumpsPerSize) {
+  const st = statfsSync(dir);
+  let files = 0;
+  for (const n of sizes) files += (n + 3) * dumpsPerSize(n);
+  // a core image is ~600 bytes, one block each; tasks.img ~200 bytes per task
+  const bytes = files * (st.bsize + 200);
+  const freeBytes = st.bavail * st.bsize;
+  if (files * 2 > st.ffree || bytes * 2 > freeBytes) {
+    throw new Error(`${dir}: the dumps of this run need ~${files} inodes and ~${(bytes / 2 ** 20).toFixed(0)} MiB ` +
+      `(kept until the end); free: ${st.ffree} inodes, ${(freeBytes / 2 ** 20).toFixed(0)} MiB (set BENCH_DUMP_DIR, fewer BENCH_RUNS or sizes)`);
+  }
 }
 
 export async function run() {
@@ -80,6 +108,9 @@ export async function run() {
     { name: 'ps', run: () => { const r = timed(['ps', ...PS_ARGS], baseEnv); return r.status === 0 ? r : { ...r, failed: 'ps failed' }; } },
     ...(havePin ? [{ name: 'dump (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir) }] : []),
     { name: 'dump (unpinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: 'none' }, outDir) },
+    // the user's `--force` over the dump of a round before (see the header); the first call of each size
+    // (a warm-up, or the first round at 30,000) writes the dump the next one replaces
+    ...(havePin ? [{ name: 'dump --force (replacing)', run: (root, n) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, BIN, join(outDir, `force-${n}`)) }] : []),
   ];
   // BENCH_DUMP_BASELINE=path/to/other/bin/tdcollect.js: another build (e.g. an earlier commit) in the same
   // rounds, pinned, for a before/after comparison under the same load
@@ -87,6 +118,8 @@ export async function run() {
   if (other && havePin) {
     variants.push({ name: 'baseline build (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, other) });
   }
+  const runsOf = (n) => (n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7));
+  checkSpace(outDir, sizes, (n) => (runsOf(n) + 1) * (variants.length - 1));
   const results = {};
   const cleanup = () => {
     if (havePin) spawnSync(process.execPath, [BIN, 'bpf', 'unpin', '-p', pin], { env: baseEnv });
@@ -96,18 +129,20 @@ export async function run() {
   // interrupted: leave no pin and no images behind (the tree's keeper tears the tree down when we die)
   const onSignal = (sig) => { cleanup(); process.kill(process.pid, sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
+  console.log(`images: ${outDir} (every dump kept until the end of the run, then removed)`);
   try {
     for (const n of sizes) {
-      const rounds = n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7);
+      const rounds = runsOf(n);
       const tree = await spawnTreegen(n - 1);
       const by = Object.fromEntries(variants.map((v) => [v.name, []]));
       try {
         // one untimed warm-up of each (not at 30,000, where a run is long enough), then rounds in a rotating order
-        if (n < 30000) for (const v of variants) v.run(tree.root);
+        if (n < 30000) for (const v of variants) v.run(tree.root, n);
+        else if (havePin) variants.find((v) => v.name.startsWith('dump --force')).run(tree.root, n);
         for (let i = 0; i < rounds; i++) {
           for (let k = 0; k < variants.length; k++) {
             const v = variants[(i + k) % variants.length];
-            by[v.name].push(v.run(tree.root));
+            by[v.name].push(v.run(tree.root, n));
           }
         }
       } finally {
