@@ -79,6 +79,34 @@ function dumpOnce(root, env, outDir, bin = BIN, replace = undefined) {
   return { ...r, ...phases(r.stderr) };
 }
 
+/**
+ * What the file system allows at that moment: a plain loop in a fresh directory beside the dumps, creating
+ * n files of 600 bytes (a core image's size) with one open/write/close each, then one syncfs (what the
+ * dump does for durability). Returns { ms } of the loop and the sync, in-process (no start-up), kept too.
+ */
+function plainLoop(n, outDir) {
+  const dir = join(outDir, `plain${process.hrtime.bigint()}`);
+  const script = `
+    const fs = require('node:fs');
+    const { syncfs } = await import(${JSON.stringify(join(ROOT, 'dist/sys/fs.js'))});
+    const [dir, n] = [process.argv[1], Number(process.argv[2])];
+    fs.mkdirSync(dir);
+    const data = Buffer.alloc(600, 1);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const fd = fs.openSync(dir + '/core-' + i + '.img', fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      fs.writeSync(fd, data);
+      fs.closeSync(fd);
+    }
+    const fd = fs.openSync(dir, 'r');
+    if (syncfs(fd) < 0) process.exit(1);
+    process.stdout.write(String(performance.now() - t0));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);${script}`, dir, String(n)], { encoding: 'utf8' });
+  if (r.status !== 0) return { failed: `plain loop failed: ${r.stderr.trim().split('\n').pop()}` };
+  const ms = Number(r.stdout);
+  return { ms, write: ms };
+}
+
 /** Refuse to start when the dumps kept until the end would not fit (blocks and inodes, with a margin). */
 function checkSpace(dir, sizes, dumpsPerSize) {
   const st = statfsSync(dir);
@@ -110,6 +138,8 @@ export async function run() {
     { name: 'dump (unpinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: 'none' }, outDir) },
     // the user's `--force` over the dump of a round before (see the header); the first call of each size
     // (a warm-up, or the first round at 30,000) writes the dump the next one replaces
+    // the file system's own pace in the same rounds: the write figures are read against it
+    { name: 'plain create loop (in-process)', run: (root, n) => plainLoop(n + 3, outDir) },
     ...(havePin ? [{ name: 'dump --force (replacing)', run: (root, n) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, BIN, join(outDir, `force-${n}`)) }] : []),
   ];
   // BENCH_DUMP_BASELINE=path/to/other/bin/tdcollect.js: another build (e.g. an earlier commit) in the same
