@@ -15,8 +15,10 @@
  * A large dump (WORKER_MIN_FILES image files or more) is staged by a worker thread and the calling thread
  * together: the worker is started and handed the core images as soon as the tasks are known (beginWrite,
  * which a dump calls while the tree is still frozen), so its writing overlaps whatever the caller does next
- * (thawing the tree); finish() then writes tasks.img with the final header, takes its share of the files
- * still unwritten, and makes everything durable as above. The temporary directory, the durability and the
+ * (thawing the tree); finish() then encodes tasks.img with the final header, syncs what the worker has
+ * written so far while it writes on, takes its share of the files still unwritten, and makes everything
+ * durable as above. When no thread can be started the calling thread writes every file; a worker that dies
+ * without reporting has the files it did not finish rewritten. The temporary directory, the durability and the
  * rename are the same on both paths; on a failure in either thread the other stops, and the directory is
  * removed only once no thread writes into it any more.
  *
@@ -44,7 +46,7 @@ import {
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
 // the one system call Node lacks for durable writes; image/ still reads nothing from the kernel's task state
-import { syncfs, syncfsStart } from '../sys/fs.js';
+import { syncfs } from '../sys/fs.js';
 import { errnoName } from '../sys/libc.js';
 
 /** Who writes: embedded in the temporary names, and asked about the writers of leftovers. */
@@ -429,7 +431,7 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
  * written after 110 ms of the caller's own work (a thaw), cold processes, 7 alternating rounds: the calling
  * thread alone 1,181 ms; the worker and the calling thread sharing the files with the early syncfs 707 ms,
  * without the early syncfs 765 ms; the worker alone (the calling thread waiting) 847 ms, and 913 ms without
- * the early syncfs.
+ * the early syncfs (that syncfs ran on a pool thread then; it runs on the calling thread now, see finish).
  */
 export const WORKER_MIN_FILES = 2048;
 
@@ -445,6 +447,8 @@ interface WriteJob {
   arena: SharedArrayBuffer;
   /** Int32Array over it: [0] the next unclaimed file, [1] non-zero once a thread has failed */
   ctl: SharedArrayBuffer;
+  /** Uint8Array over it: 1 for each file written whole (and closed) */
+  written: SharedArrayBuffer;
 }
 
 interface ShareResult {
@@ -460,6 +464,7 @@ interface ShareResult {
  */
 function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number): ShareResult {
   const ctl = new Int32Array(job.ctl);
+  const written = new Uint8Array(job.written);
   const arena = Buffer.from(job.arena);
   const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
   const n = job.names.length;
@@ -485,9 +490,40 @@ function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number):
         Atomics.store(ctl, 1, 1);
         return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
       }
+      written[i] = 1;
       files++;
       bytes += end - start;
     }
+  }
+  return { files, bytes };
+}
+
+/**
+ * After a worker thread that died without reporting (it cannot have failed to write: that it reports): write
+ * every file not written whole, truncating what the worker may have left half-written. Returns the share.
+ */
+function writeLost(job: WriteJob): ShareResult {
+  const written = new Uint8Array(job.written);
+  const arena = Buffer.from(job.arena);
+  let files = 0;
+  let bytes = 0;
+  for (let i = 0; i < job.names.length; i++) {
+    if (written[i]) continue;
+    const path = job.dir + '/' + job.names[i];
+    const start = i === 0 ? 0 : job.ends[i - 1];
+    try {
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
+      try {
+        for (let off = start; off < job.ends[i];) off += writeSync(fd, arena, off, job.ends[i] - off);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
+    }
+    written[i] = 1;
+    files++;
+    bytes += job.ends[i] - start;
   }
   return { files, bytes };
 }
@@ -529,23 +565,34 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
   }
   const t0 = performance.now();
   const p = plan(dir, opts);
-  // started before encoding, so that its start-up runs beside the encoding
-  const worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
-  worker.unref();
-  const done = new Promise<ShareResult>((resolve) => {
-    worker.once('message', resolve);
-    worker.once('error', (e) => resolve({ files: 0, bytes: 0, error: { path: p.target, code: (e as NodeJS.ErrnoException).code ?? 'EIO' } }));
-    worker.once('exit', () => resolve({ files: 0, bytes: 0, error: { path: p.target, code: 'EIO' } }));
-  });
+  // started before encoding, so that its start-up runs beside the encoding; when no thread can be had (EAGAIN:
+  // the pid space or a pids cgroup is full) this thread writes everything
+  let worker: Worker | undefined;
+  try {
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    worker.unref();
+  } catch {
+    worker = undefined;
+  }
+  const w = worker;
+  // the worker's share; `lost`: it ended without reporting (it could not start, or died), its files are redone
+  const done = !w ? Promise.resolve<ShareResult & { lost?: boolean }>({ files: 0, bytes: 0 }) :
+    new Promise<ShareResult & { lost?: boolean }>((resolve) => {
+      w.once('message', resolve);
+      w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
+      w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
+    });
   let tmp: string | undefined;
   let syncFd: number | undefined;
   let ctl: Int32Array | undefined;
   const stop = async (): Promise<void> => {
     if (ctl) Atomics.store(ctl, 1, 1);
-    worker.ref();
-    // the worker stops at its next file: wait for it before removing the directory it writes into
-    if (ctl) await done;
-    else await worker.terminate();
+    if (w) {
+      w.ref();
+      // the worker stops at its next file: wait for it before removing the directory it writes into
+      if (ctl) await done;
+      else await w.terminate();
+    }
     if (syncFd !== undefined) closeSync(syncFd);
     syncFd = undefined;
     if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
@@ -564,9 +611,12 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
     await stop();
     throw e;
   }
-  const job: WriteJob = { dir: tmp, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer, ctl: new SharedArrayBuffer(8) };
+  const job: WriteJob = {
+    dir: tmp, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
+    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length),
+  };
   ctl = new Int32Array(job.ctl);
-  worker.postMessage(job);
+  w?.postMessage(job);
   const beginMs = performance.now() - t0;
   const staging = tmp;
 
@@ -574,41 +624,46 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
     abort: stop,
     finish: async (info: DumpInfo): Promise<WriteResult> => {
       const t1 = performance.now();
-      let early: Promise<void> | undefined;
-      let earlyFd: number | undefined;
       try {
         checkSnapshot({ info, tasks: tasks as RecordedTask[] });
-        // start the write-back of what the worker wrote meanwhile, on a pool thread, while this thread writes
-        // on; an error there is reported by the syncfs on syncFd below
-        try {
-          earlyFd = openSync(staging, constants.O_RDONLY | constants.O_DIRECTORY);
-          early = syncfsStart(earlyFd);
-        } catch { /* only a head start */ }
         const own = new Map<string, Buffer>([
           ['inventory.img', criu.inventory], ['pstree.img', criu.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
         ]);
+        // the write-back of what the worker has written so far, while it writes on: the final syncfs then has
+        // only the rest to wait for. On this thread, not on a pool thread: starting libuv's pool can abort the
+        // process when no thread can be had, and this must not. Its result is only a head start: an error it
+        // meets is reported by the syncfs on syncFd below (each open directory sees a write-back error once).
+        if (w) {
+          let earlyFd: number | undefined;
+          try {
+            earlyFd = openSync(staging, constants.O_RDONLY | constants.O_DIRECTORY);
+            syncfs(earlyFd);
+          } catch { /* only a head start */ } finally {
+            if (earlyFd !== undefined) closeSync(earlyFd);
+          }
+        }
         let bytes = stage(own, staging);
         const mine = writeShare(fsModule, job, SHARE_CHUNK);
-        worker.ref();
+        w?.ref();
         const theirs = await done;
         const failed = mine.error ?? theirs.error;
         if (failed) throw outputError(failed.path, 'write', failed);
-        if (mine.files + theirs.files !== criu.names.length) {
-          throw new ImageWriteError(`cannot write images to ${staging}: ${criu.names.length - mine.files - theirs.files} files were not written`);
-        }
-        bytes += mine.bytes + theirs.bytes;
-        await early;
+        const redone = theirs.lost ? writeLost(job) : { files: 0, bytes: 0 };
+        if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
+        const missing = new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
+        if (missing) throw new ImageWriteError(`cannot write images to ${staging}: ${missing} files were not written`);
+        bytes += criu.arena.length;
         syncDir(syncFd!, staging);
         closeSync(syncFd!);
         syncFd = undefined;
         commit(p, staging);
-        return { dir: p.target, files: own.size + criu.names.length, bytes, ms: beginMs + performance.now() - t1, workers: 1 };
+        return {
+          dir: p.target, files: own.size + criu.names.length, bytes, ms: beginMs + performance.now() - t1,
+          workers: w && !theirs.lost ? 1 : 0,
+        };
       } catch (e) {
-        await early;
         await stop();
         throw e;
-      } finally {
-        if (earlyFd !== undefined) closeSync(earlyFd);
       }
     },
   };

@@ -5,8 +5,8 @@
  * nothing behind, and --force replaces the previous dump whole.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { RecordedTask, Snapshot } from '../../src/collector/task.js';
@@ -123,6 +123,33 @@ describe('the worker path of a large write', () => {
     const pending = await beginWrite(s.tasks, join(parent, 'out'));
     await expect(pending.finish(s.info)).rejects.toThrow(ImageWriteError);
     expect(readdirSync(parent)).toEqual([]);
+  });
+
+  it('when no thread can be started (a full pids cgroup), the calling thread writes every file itself', () => {
+    // the pids controller: cgroup v1's own hierarchy, or v2's root when it delegates pids to its children
+    const v1 = '/sys/fs/cgroup/pids';
+    const parent = existsSync(join(v1, 'cgroup.procs')) ? v1 : '/sys/fs/cgroup';
+    if (parent !== v1) expect(readFileSync(join(parent, 'cgroup.subtree_control'), 'utf8')).toContain('pids');
+    const cg = join(parent, `tdc-write-nothread-${process.pid}`);
+    mkdirSync(cg);
+    try {
+      const s = bigSnapshot(N);
+      const dir = mkdtempSync(join(work, 'nothread-'));
+      writeFileSync(join(dir, 'snapshot.json'), JSON.stringify(s));
+      const r = spawnSync(process.execPath, [join(import.meta.dirname, '..', 'fixtures', 'write-nothread.mjs'), cg, join(dir, 'snapshot.json'), join(dir, 'out')],
+        { encoding: 'utf8', timeout: 120_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const line = JSON.parse(r.stdout);
+      expect(line.error).toBeUndefined();
+      expect(line.result.workers).toBe(0);
+      expect(line.result.files).toBe(N + 3);
+      const want = encodeImages(s);
+      expect(readdirSync(join(dir, 'out')).sort()).toEqual([...want.keys()].sort());
+      for (const [f, bytes] of want) expect(readFileSync(join(dir, 'out', f)).equals(bytes), f).toBe(true);
+      expect(dots(dir)).toEqual([]);
+    } finally {
+      rmdirSync(cg);
+    }
   });
 
   // a tmpfs of its own: the writing threads run out of space (blocks) or of inodes part way through
