@@ -99,9 +99,10 @@ export function register(program: Command): void {
         } : {}),
       });
       const t0 = performance.now();
-      if (pending) {
+      if (dir) {
         progress.phase('write', snapshot.tasks.length);
-        const p = pending;
+        // begun by onCollected before the thaw (here only if collect() did not call it)
+        const p: PendingWrite = pending ?? await beginWrite(snapshot.tasks, dir, writeOpts);
         pending = undefined;
         await p.finish(snapshot.info);
       } else {
