@@ -4,9 +4,11 @@
  * process each time, default source and freezer, --stats), on a wide treegen tree (a root with N-1 children
  * that pause()), beside `ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid` measured in the same run.
  *
- * For each size (1,000, 10,000 and 30,000 tasks) the three commands run in turns, the order rotating every
+ * For each size (1,000, 10,000 and 30,000 tasks) the commands run in turns, the order rotating every
  * round: ps, dump with the BPF iterator pinned (TDCOLLECT_BPF_PIN, so the BPF load does not mask the
- * phases), dump unpinned (TDCOLLECT_BPF_PIN=none, the program loaded by each run). Reported: medians of
+ * phases), dump unpinned (TDCOLLECT_BPF_PIN=none, the program loaded by each run), a plain create loop (the
+ * file system's own pace: as many 600-byte files as the dump writes, open/write/close each, one syncfs;
+ * the write figures are read against it), and dump --force over a dump of a round before (below). Reported: medians of
  * whole-process wall time, peak RSS (GNU time's %M), the phases --stats prints (per task and, for writing,
  * per image file), the ratio dump/ps, and the growth from the smallest to the largest size (a cost that
  * grows linearly with the number of tasks grows by the size ratio, 30× from 1k to 30k).
@@ -16,8 +18,9 @@
  * block group first, so creating 10,000 files just after deleting 10,000 costs 10 to 20 times as much as
  * creating them on a fresh file system, all of it kernel time. A benchmark that removes each dump before the
  * next one measures that scan, not the writer. So every dump written here is kept until the end of the run
- * (the space is checked first) and only then removed, outside any timing; each dump's creates see only
- * inodes that were never freed during the run. What a user who replaces a large dump with --force (within
+ * (the space is checked first) and only then removed, outside any timing; no dump's creates meet inodes
+ * this run freed (what other processes free on the same file system they still meet, and a run started
+ * within 30 s of the previous run's removal meets that: leave 30 s between runs). What a user who replaces a large dump with --force (within
  * 30 s of the previous replacement) pays is measured separately, as its own row: `dump --force (replacing)`
  * writes each round over the previous round's dump of that row, so its creates meet the inodes of the dump
  * it replaced a round before, as the user's would.
