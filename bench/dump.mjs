@@ -4,21 +4,35 @@
  * process each time, default source and freezer, --stats), on a wide treegen tree (a root with N-1 children
  * that pause()), beside `ps ax -o pid,ppid,pgid,sid,stat,comm,uid,gid` measured in the same run.
  *
- * For each size (1,000, 10,000 and 30,000 tasks) the three commands run in turns, the order rotating every
+ * For each size (1,000, 10,000 and 30,000 tasks) the commands run in turns, the order rotating every
  * round: ps, dump with the BPF iterator pinned (TDCOLLECT_BPF_PIN, so the BPF load does not mask the
- * phases), dump unpinned (TDCOLLECT_BPF_PIN=none, the program loaded by each run). Reported: medians of
+ * phases), dump unpinned (TDCOLLECT_BPF_PIN=none, the program loaded by each run), a plain create loop (the
+ * file system's own pace: as many 600-byte files as the dump writes, open/write/close each, one syncfs;
+ * the write figures are read against it), and dump --force over a dump of a round before (below). Reported: medians of
  * whole-process wall time, peak RSS (GNU time's %M), the phases --stats prints (per task and, for writing,
  * per image file), the ratio dump/ps, and the growth from the smallest to the largest size (a cost that
  * grows linearly with the number of tasks grows by the size ratio, 30× from 1k to 30k).
  *
+ * What the write figure measures, and what it must not. On ext4 without a journal the kernel will not reuse
+ * an inode freed less than 30 s ago (dirty_expire_centisecs): every create scans past all such inodes of its
+ * block group first, so creating 10,000 files just after deleting 10,000 costs 10 to 20 times as much as
+ * creating them on a fresh file system, all of it kernel time. A benchmark that removes each dump before the
+ * next one measures that scan, not the writer. So every dump written here is kept until the end of the run
+ * (the space is checked first) and only then removed, outside any timing; no dump's creates meet inodes
+ * this run freed (what other processes free on the same file system they still meet, and a run started
+ * within 30 s of the previous run's removal meets that: leave 30 s between runs). What a user who replaces a large dump with --force (within
+ * 30 s of the previous replacement) pays is measured separately, as its own row: `dump --force (replacing)`
+ * writes each round over the previous round's dump of that row, so its creates meet the inodes of the dump
+ * it replaced a round before, as the user's would.
+ *
  * Run with nothing else heavy on the machine (a 30,000-task tree takes most of a 32,768 pid space): npm run bench -- dump
  * Needs root, gcc and /usr/bin/time. BENCH_DUMP_SIZES=1000,10000 picks the sizes; BENCH_RUNS the rounds
- * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR; every dump is removed
- * after it is measured, and the file system synced outside the timing). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
+ * (default 7; BENCH_RUNS_30K, default 3, at 30,000); BENCH_DUMP_DIR where images are written (default $TMPDIR;
+ * a directory in which nothing else deletes many files meanwhile, for the reason above). BENCH_DUMP_BASELINE=OTHER/bin/tdcollect.js
  * adds another build (an earlier commit) to the same rounds, for before/after figures under the same load.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT, spawnTreegen } from './lib-fixture.mjs';
@@ -54,15 +68,60 @@ function phases(stderr) {
   return { freeze: get('freezing time'), collect: get('collecting time'), write: get('writing time'), thaw: get('thawing time') };
 }
 
-function dumpOnce(root, env, outDir, bin = BIN) {
-  const out = join(outDir, `d${process.hrtime.bigint()}`);
-  const r = timed([process.execPath, bin, 'dump', '-r', String(root), '-o', out, '-q', '--stats'], env);
-  rmSync(out, { recursive: true, force: true });
-  // finish the removal's write-back (and, on a file system mounted with online discard, its discards) now,
-  // outside the timing, so it is not billed to the next run's durability
-  spawnSync('sync', ['-f', outDir]);
+/**
+ * One dump into a new directory of outDir, kept until the end of the run (see the header); with `replace`,
+ * into that directory with --force, replacing what the previous call wrote there.
+ */
+function dumpOnce(root, env, outDir, bin = BIN, replace = undefined) {
+  const out = replace ?? join(outDir, `d${process.hrtime.bigint()}`);
+  const r = timed([process.execPath, bin, 'dump', '-r', String(root), '-o', out, '-q', '--stats', ...(replace ? ['--force'] : [])], env);
+  // the dump's write-back is complete (it synced before its rename); a replaced dump's removal is not:
+  // finish it outside the timing, as a user's next dump would find it some seconds later
+  if (replace) spawnSync('sync', ['-f', outDir]);
   if (r.status !== 0) return { ...r, failed: r.stderr.trim().split('\n').pop() };
   return { ...r, ...phases(r.stderr) };
+}
+
+/**
+ * What the file system allows at that moment: a plain loop in a fresh directory beside the dumps, creating
+ * n files of 600 bytes (a core image's size) with one open/write/close each, then one syncfs (what the
+ * dump does for durability). Returns { ms } of the loop and the sync, in-process (no start-up), kept too.
+ */
+function plainLoop(n, outDir) {
+  const dir = join(outDir, `plain${process.hrtime.bigint()}`);
+  const script = `
+    const fs = require('node:fs');
+    const { syncfs } = await import(${JSON.stringify(join(ROOT, 'dist/sys/fs.js'))});
+    const [dir, n] = [process.argv[1], Number(process.argv[2])];
+    fs.mkdirSync(dir);
+    const data = Buffer.alloc(600, 1);
+    const t0 = performance.now();
+    for (let i = 0; i < n; i++) {
+      const fd = fs.openSync(dir + '/core-' + i + '.img', fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL, 0o644);
+      fs.writeSync(fd, data);
+      fs.closeSync(fd);
+    }
+    const fd = fs.openSync(dir, 'r');
+    if (syncfs(fd) < 0) process.exit(1);
+    process.stdout.write(String(performance.now() - t0));`;
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', `import { createRequire } from 'node:module'; const require = createRequire(import.meta.url);${script}`, dir, String(n)], { encoding: 'utf8' });
+  if (r.status !== 0) return { failed: `plain loop failed: ${r.stderr.trim().split('\n').pop()}` };
+  const ms = Number(r.stdout);
+  return { ms, write: ms };
+}
+
+/** Refuse to start when the dumps kept until the end would not fit (blocks and inodes, with a margin). */
+function checkSpace(dir, sizes, dumpsPerSize) {
+  const st = statfsSync(dir);
+  let files = 0;
+  for (const n of sizes) files += (n + 3) * dumpsPerSize(n);
+  // a core image is ~600 bytes, one block each; tasks.img ~200 bytes per task
+  const bytes = files * (st.bsize + 200);
+  const freeBytes = st.bavail * st.bsize;
+  if (files * 2 > st.ffree || bytes * 2 > freeBytes) {
+    throw new Error(`${dir}: the dumps of this run need ~${files} inodes and ~${(bytes / 2 ** 20).toFixed(0)} MiB ` +
+      `(kept until the end); free: ${st.ffree} inodes, ${(freeBytes / 2 ** 20).toFixed(0)} MiB (set BENCH_DUMP_DIR, fewer BENCH_RUNS or sizes)`);
+  }
 }
 
 export async function run() {
@@ -80,6 +139,11 @@ export async function run() {
     { name: 'ps', run: () => { const r = timed(['ps', ...PS_ARGS], baseEnv); return r.status === 0 ? r : { ...r, failed: 'ps failed' }; } },
     ...(havePin ? [{ name: 'dump (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir) }] : []),
     { name: 'dump (unpinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: 'none' }, outDir) },
+    // the user's `--force` over the dump of a round before (see the header); the first call of each size
+    // (a warm-up, or the first round at 30,000) writes the dump the next one replaces
+    // the file system's own pace in the same rounds: the write figures are read against it
+    { name: 'plain create loop (in-process)', run: (root, n) => plainLoop(n + 3, outDir) },
+    ...(havePin ? [{ name: 'dump --force (replacing)', run: (root, n) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, BIN, join(outDir, `force-${n}`)) }] : []),
   ];
   // BENCH_DUMP_BASELINE=path/to/other/bin/tdcollect.js: another build (e.g. an earlier commit) in the same
   // rounds, pinned, for a before/after comparison under the same load
@@ -87,6 +151,8 @@ export async function run() {
   if (other && havePin) {
     variants.push({ name: 'baseline build (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, other) });
   }
+  const runsOf = (n) => (n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7));
+  checkSpace(outDir, sizes, (n) => (runsOf(n) + 1) * (variants.length - 1));
   const results = {};
   const cleanup = () => {
     if (havePin) spawnSync(process.execPath, [BIN, 'bpf', 'unpin', '-p', pin], { env: baseEnv });
@@ -96,18 +162,20 @@ export async function run() {
   // interrupted: leave no pin and no images behind (the tree's keeper tears the tree down when we die)
   const onSignal = (sig) => { cleanup(); process.kill(process.pid, sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
+  console.log(`images: ${outDir} (every dump kept until the end of the run, then removed)`);
   try {
     for (const n of sizes) {
-      const rounds = n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7);
+      const rounds = runsOf(n);
       const tree = await spawnTreegen(n - 1);
       const by = Object.fromEntries(variants.map((v) => [v.name, []]));
       try {
         // one untimed warm-up of each (not at 30,000, where a run is long enough), then rounds in a rotating order
-        if (n < 30000) for (const v of variants) v.run(tree.root);
+        if (n < 30000) for (const v of variants) v.run(tree.root, n);
+        else if (havePin) variants.find((v) => v.name.startsWith('dump --force')).run(tree.root, n);
         for (let i = 0; i < rounds; i++) {
           for (let k = 0; k < variants.length; k++) {
             const v = variants[(i + k) % variants.length];
-            by[v.name].push(v.run(tree.root));
+            by[v.name].push(v.run(tree.root, n));
           }
         }
       } finally {

@@ -8,7 +8,7 @@ import { Progress, formatStats } from './progress.js';
 import { addStreamOptions, streamToStdout, type StreamCliOptions } from './stream.js';
 import { collect, parsePid } from '../collector/collect.js';
 import { processOwner } from '../collector/owner.js';
-import { writeImages } from '../image/index.js';
+import { beginWrite, type PendingWrite } from '../image/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
 
@@ -78,6 +78,11 @@ export function register(program: Command): void {
     const dir = opts.output ? resolve(opts.output) : undefined;
     if (dir) precheckOutput(dir, !!opts.force);
     const progress = new Progress({ quiet: !!opts.quiet });
+    // a large dump starts writing while the tree is still frozen (a worker thread stages the core images
+    // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
+    let pending: PendingWrite | undefined;
+    let writeMs = 0;
+    const writeOpts = { force: !!opts.force, owner: processOwner };
     try {
       const snapshot = await collect({
         root,
@@ -85,19 +90,31 @@ export function register(program: Command): void {
         freeze: freeze.method,
         freezeOptions: freeze.cgroup !== undefined ? { cgroup: freeze.cgroup } : {},
         onPhase: progress.onPhase,
+        ...(dir ? {
+          onCollected: async (tasks) => {
+            const t = performance.now();
+            pending = await beginWrite(tasks, dir, writeOpts);
+            writeMs += performance.now() - t;
+          },
+        } : {}),
       });
       const t0 = performance.now();
       if (dir) {
         progress.phase('write', snapshot.tasks.length);
-        await writeImages(snapshot, dir, { force: !!opts.force, owner: processOwner });
+        // begun by onCollected before the thaw (here only if collect() did not call it)
+        const p: PendingWrite = pending ?? await beginWrite(snapshot.tasks, dir, writeOpts);
+        pending = undefined;
+        await p.finish(snapshot.info);
       } else {
         await streamToStdout(snapshot.info, snapshot.tasks, opts.format);
       }
-      snapshot.info.timings.write = performance.now() - t0;
+      snapshot.info.timings.write = writeMs + performance.now() - t0;
       progress.done();
       if (opts.stats) process.stderr.write(formatStats(snapshot.info));
       return 0;
     } finally {
+      // collect() failed after the write began (the thaw): give the write up, leaving nothing behind
+      await (pending as PendingWrite | undefined)?.abort();
       progress.done();
     }
   }));

@@ -29,6 +29,12 @@ export interface CollectOptions {
   onPhase?: (phase: 'freeze' | 'collect' | 'thaw', detail?: string) => void;
   /** record every task's namespace identities (Task.ns); default true */
   namespaces?: boolean;
+  /**
+   * Called with the collected tasks (final: in tree order, in the root's pid view) while the tree is still
+   * frozen, just before the thaw: work it starts (a dump begins writing its images) overlaps the thaw. What
+   * it throws is collect()'s error; the tree is thawed all the same.
+   */
+  onCollected?: (tasks: readonly Task[]) => void | Promise<void>;
 }
 
 /** Parse a pid argument: a positive decimal integer. */
@@ -158,6 +164,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       tasks = orderTasks(tasks, root);
       if (rootLevel > 0) translatePids(tasks, root, rootLevel);
       timings.collect = performance.now() - t0;
+      await opts.onCollected?.(tasks);
     } finally {
       opts.onPhase?.('thaw');
       t0 = performance.now();

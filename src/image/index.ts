@@ -1,5 +1,7 @@
 /** The image layer: CRIU framing, schemas, Snapshot <-> image directory, JSON form. No kernel access. */
-export { writeImages, writeImagesSync, encodeImages, type WriteOptions, type WriteResult } from './write.js';
+export {
+  writeImages, writeImagesSync, encodeImages, beginWrite, WORKER_MIN_FILES, type PendingWrite, type WriteOptions, type WriteResult,
+} from './write.js';
 export {
   readImages, readTasksImage, readCriuImages, verifyCriuImages, decodeImageSet, dirFiles, imageSetWriter,
   type ReadOptions, type TasksImage, type CriuImages, type UnknownFieldAt, type ImageFiles,

@@ -12,6 +12,16 @@
  * - target exists and is not a directory: refused with OutputError
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
  *
+ * A large dump (WORKER_MIN_FILES image files or more) is staged by a worker thread and the calling thread
+ * together: the worker is started and handed the core images as soon as the tasks are known (beginWrite,
+ * which a dump calls while the tree is still frozen), so its writing overlaps whatever the caller does next
+ * (thawing the tree); finish() then encodes tasks.img with the final header, syncs what the worker has
+ * written so far while it writes on, takes its share of the files still unwritten, and makes everything
+ * durable as above. When no thread can be started the calling thread writes every file; a worker that dies
+ * without reporting has the files it did not finish rewritten. The temporary directory, the durability and the
+ * rename are the same on both paths; on a failure in either thread the other stops, and the directory is
+ * removed only once no thread writes into it any more.
+ *
  * Leftovers: a writer killed with SIGKILL leaves its `.<name>.tmp-…` (killed while staging) or
  * `.<name>.old-…` (killed between moving the previous dump aside and removing it) behind. Their names are
  * `.<name>.{tmp,old}-<pid>-<tag>-<rand>`, tag identifying the writer beyond its pid (WriteOptions.owner: its
@@ -19,17 +29,19 @@
  * writer is certainly gone (owner.gone), and nothing else: not another target's, not a live writer's, not a
  * file, not a name of another form.
  */
+import * as fsModule from 'node:fs';
 import {
   closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, renameSync, rmdirSync, rmSync,
   unlinkSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import protobuf from 'protobufjs';
-import type { Snapshot } from '../collector/task.js';
+import type { DumpInfo, RecordedTask, Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
-  checkSnapshot, coreEntry, groupProcesses, headerToPb, hostMarch, inventoryEntry, pstreeEntry, taskToPb,
+  checkSnapshot, coreEntry, groupProcesses, headerToPb, hostMarch, ImageWriteError, inventoryEntry, pstreeEntry, taskToPb,
 } from './codec.js';
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
@@ -61,70 +73,97 @@ export interface WriteResult {
   dir: string;
   files: number;
   bytes: number;
-  /** wall time of writeImages, ms */
+  /** wall time of writeImages, ms (for beginWrite: of beginWrite and finish together, on the calling thread) */
   ms: number;
+  /** worker threads that staged files (0: the calling thread wrote them all) */
+  workers: number;
+}
+
+/**
+ * The CRIU images of a snapshot's tasks (no I/O): inventory.img, pstree.img, and every core-TID.img as a view
+ * of one arena (`shared`: an arena on a SharedArrayBuffer, which a worker thread can read without a copy).
+ */
+interface CriuFiles {
+  inventory: Buffer;
+  pstree: Buffer;
+  arena: Buffer;
+  /** core-TID.img names, and each file's end in arena (file i is arena[ends[i-1] or 0, ends[i])) */
+  names: string[];
+  ends: number[];
+}
+
+function encodeCriu(tasks: readonly RecordedTask[], mtype: number, shared: boolean): CriuFiles {
+  const s = schemas();
+  const groups = groupProcesses(tasks);
+  const inventory = frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]);
+  const pstree = frameImage(KIND.pstree, groups.map((g, i) => s.pstree.encode(pstreeEntry(g, i === 0)).finish()));
+  // every core-TID.img: the messages encoded back to back into one protobufjs writer (one allocation for
+  // all), then framed into one arena; each file is a view of it
+  const w = protobuf.Writer.create();
+  const names: string[] = [];
+  const msgEnds: number[] = [];
+  for (const g of groups) {
+    for (const t of [g.leader, ...g.threads]) {
+      s.core.encode(coreEntry(t, g, mtype), w);
+      names.push(`core-${t.pid}.img`);
+      msgEnds.push(w.len);
+    }
+  }
+  const cores = w.finish();
+  const core = KIND.core;
+  const size = cores.length + 12 * names.length;
+  const arena = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
+  const ends: number[] = new Array(names.length);
+  let off = 0;
+  let start = 0;
+  for (let i = 0; i < names.length; i++) {
+    const len = msgEnds[i] - start;
+    arena.writeUInt32LE(core.head, off);
+    arena.writeUInt32LE(core.magic, off + 4);
+    arena.writeUInt32LE(len, off + 8);
+    arena.set(cores.subarray(start, msgEnds[i]), off + 12);
+    off += 12 + len;
+    ends[i] = off;
+    start = msgEnds[i];
+  }
+  return { inventory, pstree, arena, names, ends };
+}
+
+/** tasks.img: the header and one entry per task, each after its u32 length. */
+function encodeTasksImage(info: DumpInfo, tasks: readonly RecordedTask[]): Buffer {
+  const s = schemas();
+  const tw = protobuf.Writer.create();
+  const tends: number[] = [];
+  s.header.encode(headerToPb(info), tw);
+  tends.push(tw.len);
+  for (const t of tasks) {
+    s.task.encode(taskToPb(t), tw);
+    tends.push(tw.len);
+  }
+  const entries = tw.finish();
+  const tasksImg = Buffer.allocUnsafe(8 + 4 * tends.length + entries.length);
+  tasksImg.writeUInt32LE(KIND.tasks.head, 0);
+  tasksImg.writeUInt32LE(KIND.tasks.magic, 4);
+  let off = 8;
+  let start = 0;
+  for (const end of tends) {
+    tasksImg.writeUInt32LE(end - start, off);
+    tasksImg.set(entries.subarray(start, end), off + 4);
+    off += 4 + end - start;
+    start = end;
+  }
+  return tasksImg;
 }
 
 /** The image files of a snapshot, file name -> bytes (no I/O). */
 export function encodeImages(snapshot: Snapshot, opts: { mtype?: number } = {}): Map<string, Buffer> {
   checkSnapshot(snapshot);
-  const s = schemas();
-  const mtype = opts.mtype ?? hostMarch();
+  const c = encodeCriu(snapshot.tasks, opts.mtype ?? hostMarch(), false);
   const files = new Map<string, Buffer>();
-  const groups = groupProcesses(snapshot.tasks);
-
-  files.set('inventory.img', frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]));
-  files.set('pstree.img', frameImage(KIND.pstree, groups.map((g, i) => s.pstree.encode(pstreeEntry(g, i === 0)).finish())));
-  // every core-TID.img: the messages encoded back to back into one protobufjs writer (one allocation for
-  // all), then framed into one arena; each file is a view of it
-  const w = protobuf.Writer.create();
-  const names: string[] = [];
-  const ends: number[] = [];
-  for (const g of groups) {
-    for (const t of [g.leader, ...g.threads]) {
-      s.core.encode(coreEntry(t, g, mtype), w);
-      names.push(`core-${t.pid}.img`);
-      ends.push(w.len);
-    }
-  }
-  const cores = w.finish();
-  const core = KIND.core;
-  const arena = Buffer.allocUnsafe(cores.length + 12 * names.length);
-  let off = 0;
-  let start = 0;
-  for (let i = 0; i < names.length; i++) {
-    const len = ends[i] - start;
-    const at = off;
-    arena.writeUInt32LE(core.head, off);
-    arena.writeUInt32LE(core.magic, off + 4);
-    arena.writeUInt32LE(len, off + 8);
-    arena.set(cores.subarray(start, ends[i]), off + 12);
-    off += 12 + len;
-    start = ends[i];
-    files.set(names[i], arena.subarray(at, off));
-  }
-  // tasks.img: the header and one entry per task, each after its u32 length, encoded the same way
-  const tw = protobuf.Writer.create();
-  const tends: number[] = [];
-  s.header.encode(headerToPb(snapshot.info), tw);
-  tends.push(tw.len);
-  for (const t of snapshot.tasks) {
-    s.task.encode(taskToPb(t), tw);
-    tends.push(tw.len);
-  }
-  const entries = tw.finish();
-  const tasks = Buffer.allocUnsafe(8 + 4 * tends.length + entries.length);
-  tasks.writeUInt32LE(KIND.tasks.head, 0);
-  tasks.writeUInt32LE(KIND.tasks.magic, 4);
-  off = 8;
-  start = 0;
-  for (const end of tends) {
-    tasks.writeUInt32LE(end - start, off);
-    tasks.set(entries.subarray(start, end), off + 4);
-    off += 4 + end - start;
-    start = end;
-  }
-  files.set('tasks.img', tasks);
+  files.set('inventory.img', c.inventory);
+  files.set('pstree.img', c.pstree);
+  for (let i = 0; i < c.names.length; i++) files.set(c.names[i], c.arena.subarray(i ? c.ends[i - 1] : 0, c.ends[i]));
+  files.set('tasks.img', encodeTasksImage(snapshot.info, snapshot.tasks));
   return files;
 }
 
@@ -217,11 +256,10 @@ interface Plan {
   name: string;
   existing: 'none' | 'empty' | 'full';
   owner: WriteOwner | undefined;
-  files: Map<string, Buffer>;
 }
 
-/** Refuse early (before encoding anything), then encode. */
-function plan(snapshot: Snapshot, dir: string, opts: WriteOptions): Plan {
+/** Refuse early (before encoding anything): a target that is a file, or a non-empty one without force. */
+function plan(dir: string, opts: WriteOptions): Plan {
   const target = resolve(dir);
   const parent = dirname(target);
   const name = basename(target);
@@ -238,7 +276,7 @@ function plan(snapshot: Snapshot, dir: string, opts: WriteOptions): Plan {
     throw new OutputError(target, `output directory ${target} exists and is not empty (use --force to replace it)`);
   }
   if (opts.owner) removeLeftovers(parent, name, opts.owner);
-  return { target, parent, name, existing, owner: opts.owner, files: encodeImages(snapshot, opts) };
+  return { target, parent, name, existing, owner: opts.owner };
 }
 
 function makeTemp(p: Plan): string {
@@ -252,10 +290,10 @@ function makeTemp(p: Plan): string {
 }
 
 /** Write every file (no fsync yet); returns the byte count. */
-function stage(p: Plan, tmp: string): number {
+function stage(files: Map<string, Buffer>, tmp: string): number {
   let bytes = 0;
   const base = tmp + '/';
-  for (const [file, data] of p.files) {
+  for (const [file, data] of files) {
     const path = base + file;
     try {
       writeFile(path, data);
@@ -289,9 +327,9 @@ const FSYNC_EACH_MAX = 64;
  * writes over 1,000 files) one syncfs(2) on the file system of the temporary directory, which reports
  * write-back errors on Linux >= 5.8.
  */
-function syncStaged(p: Plan, tmp: string): void {
-  if (p.files.size <= FSYNC_EACH_MAX) {
-    for (const file of p.files.keys()) {
+function syncStaged(files: Map<string, Buffer>, tmp: string): void {
+  if (files.size <= FSYNC_EACH_MAX) {
+    for (const file of files.keys()) {
       const path = join(tmp, file);
       try {
         fsyncPath(path);
@@ -304,13 +342,16 @@ function syncStaged(p: Plan, tmp: string): void {
   let fd: number | undefined;
   try {
     fd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
-    const r = syncfs(fd);
-    if (r < 0) throw Object.assign(new Error(`syncfs: ${errnoName(-r)}`), { code: errnoName(-r) });
-  } catch (e) {
-    throw outputError(tmp, 'write', e);
+    syncDir(fd, tmp);
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
+}
+
+/** syncfs(2) on fd (a directory of the file system to flush), failures as the OutputError of a write to tmp. */
+function syncDir(fd: number, tmp: string): void {
+  const r = syncfs(fd);
+  if (r < 0) throw outputError(tmp, 'write', Object.assign(new Error(`syncfs: ${errnoName(-r)}`), { code: errnoName(-r) }));
 }
 
 /** fsync the temp dir, rename it into place (moving a non-empty target aside), fsync the parent. */
@@ -346,26 +387,285 @@ function commit(p: Plan, tmp: string): void {
 }
 
 /**
- * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment).
- * The files reach the disk (an fsync each, or one syncfs(2) for a large dump) before the rename.
+ * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment), on the
+ * calling thread alone. The files reach the disk (an fsync each, or one syncfs(2) for a large dump) before
+ * the rename.
  */
 export function writeImagesSync(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): WriteResult {
   const t0 = performance.now();
-  const p = plan(snapshot, dir, opts);
+  const p = plan(dir, opts);
+  const files = encodeImages(snapshot, opts);
   const tmp = makeTemp(p);
   let bytes: number;
   try {
-    bytes = stage(p, tmp);
-    syncStaged(p, tmp);
+    bytes = stage(files, tmp);
+    syncStaged(files, tmp);
     commit(p, tmp);
   } catch (e) {
     rmSync(tmp, { recursive: true, force: true });
     throw e;
   }
-  return { dir: p.target, files: p.files.size, bytes, ms: performance.now() - t0 };
+  return { dir: p.target, files: files.size, bytes, ms: performance.now() - t0, workers: 0 };
 }
 
-/** writeImagesSync behind a Promise (the library's and the CLI's entry point). */
+/**
+ * Write a snapshot as CRIU images + tasks.img into `dir`, atomically (see the module comment); a large
+ * dump is staged by a worker thread and the calling thread together.
+ */
 export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOptions = {}): Promise<WriteResult> {
-  return writeImagesSync(snapshot, dir, opts);
+  checkSnapshot(snapshot);
+  const pending = await beginWrite(snapshot.tasks, dir, opts);
+  return pending.finish(snapshot.info);
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Large dumps: a worker thread stages the core images beside the calling thread.
+
+/**
+ * From this many image files on, a worker thread stages them beside the calling thread. Creates in one
+ * directory take that directory's lock, so two threads creating at once gain little; what pays is the
+ * writing the worker does while the caller is busy elsewhere (thawing a 10,000-task tree takes ~100 ms) and
+ * the write-back started early. Measured in-process on ext4 (writeImages against writeImagesSync, no thaw to
+ * overlap, medians of 5): 500 files 1.8-2.2x slower with the worker (its start-up, 20-40 ms, is most of
+ * the cost), 1,000 files 1.3-1.5x slower, 2,100 files 0.87-0.89x, 4,000 files 0.85-0.87x. At 10,000 tasks,
+ * written after 110 ms of the caller's own work (a thaw), cold processes, 7 alternating rounds: the calling
+ * thread alone 1,181 ms; the worker and the calling thread sharing the files with the early syncfs 707 ms,
+ * without the early syncfs 765 ms; the worker alone (the calling thread waiting) 847 ms, and 913 ms without
+ * the early syncfs (that syncfs ran on a pool thread then). With it on the calling thread (see finish), on a
+ * quieter machine: the calling thread alone 863 ms, both threads 606 ms, both without the early syncfs 612 ms.
+ */
+export const WORKER_MIN_FILES = 2048;
+
+/** Files a thread claims at a time from the shared counter. */
+const SHARE_CHUNK = 32;
+
+/** What a worker is handed: the core images of a dump, one arena shared with the calling thread. */
+interface WriteJob {
+  dir: string;
+  names: string[];
+  /** file i is arena[ends[i - 1] (0 for i = 0), ends[i]) */
+  ends: number[];
+  arena: SharedArrayBuffer;
+  /** Int32Array over it: [0] the next unclaimed file, [1] non-zero once a thread has failed */
+  ctl: SharedArrayBuffer;
+  /** Uint8Array over it: 1 for each file written whole (and closed) */
+  written: SharedArrayBuffer;
+}
+
+interface ShareResult {
+  files: number;
+  bytes: number;
+  error?: { path: string; code: string };
+}
+
+/**
+ * Write the files of `job`, claiming SHARE_CHUNK at a time from the shared counter, until none is left or a
+ * thread has failed (then stop, and say why if it was this one). The calling thread and the worker run this
+ * same function; the worker evaluates its source text, so it uses only its arguments and globals.
+ */
+function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number): ShareResult {
+  const ctl = new Int32Array(job.ctl);
+  const written = new Uint8Array(job.written);
+  const arena = Buffer.from(job.arena);
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+  const n = job.names.length;
+  let files = 0;
+  let bytes = 0;
+  while (Atomics.load(ctl, 1) === 0) {
+    const from = Atomics.add(ctl, 0, chunk);
+    if (from >= n) break;
+    const to = Math.min(n, from + chunk);
+    for (let i = from; i < to && Atomics.load(ctl, 1) === 0; i++) {
+      const path = job.dir + '/' + job.names[i];
+      const start = i === 0 ? 0 : job.ends[i - 1];
+      const end = job.ends[i];
+      let fd = -1;
+      try {
+        fd = fs.openSync(path, flags, 0o644);
+        for (let off = start; off < end;) off += fs.writeSync(fd, arena, off, end - off);
+        const f = fd;
+        fd = -1;
+        fs.closeSync(f);
+      } catch (e) {
+        if (fd >= 0) try { fs.closeSync(fd); } catch { /* the write's error is the one to report */ }
+        Atomics.store(ctl, 1, 1);
+        return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
+      }
+      written[i] = 1;
+      files++;
+      bytes += end - start;
+    }
+  }
+  return { files, bytes };
+}
+
+/**
+ * After a worker thread that died without reporting (it cannot have failed to write: that it reports): write
+ * every file not written whole, truncating what the worker may have left half-written. Returns the share.
+ */
+function writeLost(job: WriteJob): ShareResult {
+  const written = new Uint8Array(job.written);
+  const arena = Buffer.from(job.arena);
+  let files = 0;
+  let bytes = 0;
+  for (let i = 0; i < job.names.length; i++) {
+    if (written[i]) continue;
+    const path = job.dir + '/' + job.names[i];
+    const start = i === 0 ? 0 : job.ends[i - 1];
+    try {
+      const fd = openSync(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC, 0o644);
+      try {
+        for (let off = start; off < job.ends[i];) off += writeSync(fd, arena, off, job.ends[i] - off);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (e) {
+      return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
+    }
+    written[i] = 1;
+    files++;
+    bytes += job.ends[i] - start;
+  }
+  return { files, bytes };
+}
+
+/** The worker's script: CommonJS, node:fs only (no module of ours to locate, inside the bundle or out). */
+const WORKER_SOURCE = `'use strict';
+const { parentPort } = require('node:worker_threads');
+const fs = require('node:fs');
+const writeShare = (${writeShare.toString()});
+parentPort.once('message', (job) => parentPort.postMessage(writeShare(fs, job, ${SHARE_CHUNK})));
+`;
+
+/** A write begun by beginWrite: finish it once the header is final, or abort it. */
+export interface PendingWrite {
+  /**
+   * Write tasks.img with this header, stage what is left, make it durable and rename it into place. On
+   * failure nothing is left behind and the error is one OutputError (or an ImageWriteError for a snapshot
+   * that cannot be stored), as writeImages.
+   */
+  finish(info: DumpInfo): Promise<WriteResult>;
+  /** Give the write up: stop the worker, remove the temporary directory. */
+  abort(): Promise<void>;
+}
+
+/**
+ * Begin writing the images of `tasks` (final: in tree order, in the root's pid view) into `dir`: for a
+ * large dump (WORKER_MIN_FILES files or more) check the target, create the temporary directory, encode the
+ * CRIU images and hand the core images to a worker thread, which starts writing them at once; finish(info)
+ * does the rest. A small dump does it all in finish, on the calling thread, as writeImagesSync. The caller
+ * must call finish or abort (a pending write that is dropped keeps nothing alive, and its temporary
+ * directory is a leftover that the next write to `dir` removes, as a killed writer's).
+ */
+export async function beginWrite(tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}): Promise<PendingWrite> {
+  if (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES) {
+    return {
+      finish: async (info) => writeImagesSync({ info, tasks: tasks as RecordedTask[] }, dir, opts),
+      abort: async () => {},
+    };
+  }
+  const t0 = performance.now();
+  const p = plan(dir, opts);
+  // started before encoding, so that its start-up runs beside the encoding; when no thread can be had (EAGAIN:
+  // the pid space or a pids cgroup is full) this thread writes everything
+  let worker: Worker | undefined;
+  try {
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    worker.unref();
+  } catch {
+    worker = undefined;
+  }
+  const w = worker;
+  // the worker's share; `lost`: it ended without reporting (it could not start, or died), its files are redone
+  const done = !w ? Promise.resolve<ShareResult & { lost?: boolean }>({ files: 0, bytes: 0 }) :
+    new Promise<ShareResult & { lost?: boolean }>((resolve) => {
+      w.once('message', resolve);
+      w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
+      w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
+    });
+  let tmp: string | undefined;
+  let syncFd: number | undefined;
+  let ctl: Int32Array | undefined;
+  const stop = async (): Promise<void> => {
+    if (ctl) Atomics.store(ctl, 1, 1);
+    if (w) {
+      w.ref();
+      // the worker stops at its next file: wait for it before removing the directory it writes into
+      if (ctl) await done;
+      else await w.terminate();
+    }
+    if (syncFd !== undefined) closeSync(syncFd);
+    syncFd = undefined;
+    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+  };
+  let criu: CriuFiles;
+  try {
+    criu = encodeCriu(tasks, opts.mtype ?? hostMarch(), true);
+    tmp = makeTemp(p);
+    try {
+      // opened before anything is written: its syncfs reports every write-back error from here on
+      syncFd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
+    } catch (e) {
+      throw outputError(tmp, 'write', e);
+    }
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const job: WriteJob = {
+    dir: tmp, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
+    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length),
+  };
+  ctl = new Int32Array(job.ctl);
+  w?.postMessage(job);
+  const beginMs = performance.now() - t0;
+  const staging = tmp;
+
+  return {
+    abort: stop,
+    finish: async (info: DumpInfo): Promise<WriteResult> => {
+      const t1 = performance.now();
+      try {
+        checkSnapshot({ info, tasks: tasks as RecordedTask[] });
+        const own = new Map<string, Buffer>([
+          ['inventory.img', criu.inventory], ['pstree.img', criu.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
+        ]);
+        // the write-back of what the worker has written so far, while it writes on: the final syncfs then has
+        // only the rest to wait for. On this thread, not on a pool thread: starting libuv's pool can abort the
+        // process when no thread can be had, and this must not. Its result is only a head start: an error it
+        // meets is reported by the syncfs on syncFd below (each open directory sees a write-back error once).
+        if (w) {
+          let earlyFd: number | undefined;
+          try {
+            earlyFd = openSync(staging, constants.O_RDONLY | constants.O_DIRECTORY);
+            syncfs(earlyFd);
+          } catch { /* only a head start */ } finally {
+            if (earlyFd !== undefined) closeSync(earlyFd);
+          }
+        }
+        let bytes = stage(own, staging);
+        const mine = writeShare(fsModule, job, SHARE_CHUNK);
+        w?.ref();
+        const theirs = await done;
+        const failed = mine.error ?? theirs.error;
+        if (failed) throw outputError(failed.path, 'write', failed);
+        const redone = theirs.lost ? writeLost(job) : { files: 0, bytes: 0 };
+        if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
+        const missing = new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
+        if (missing) throw new ImageWriteError(`cannot write images to ${staging}: ${missing} files were not written`);
+        bytes += criu.arena.length;
+        syncDir(syncFd!, staging);
+        closeSync(syncFd!);
+        syncFd = undefined;
+        commit(p, staging);
+        return {
+          dir: p.target, files: own.size + criu.names.length, bytes, ms: beginMs + performance.now() - t1,
+          workers: w && !theirs.lost ? 1 : 0,
+        };
+      } catch (e) {
+        await stop();
+        throw e;
+      }
+    },
+  };
 }

@@ -99,6 +99,58 @@ describe('dump end to end', () => {
   });
 });
 
+describe('a large dump (a worker thread writes while the tree is thawed)', () => {
+  // above WORKER_MIN_FILES image files, so the core images are written by the worker thread and the main one
+  const PROCS = 2100;
+  let big: Tree;
+  beforeAll(async () => { big = await spawnTree({ procs: PROCS }); }, 120_000);
+
+  const thawed = (t: Tree) => {
+    for (const pid of t.pids) {
+      const st = readFileSync(`/proc/${pid}/status`, 'latin1');
+      expect(st, `pid ${pid}`).toContain('TracerPid:\t0\n');
+      expect(st, `pid ${pid}`).not.toMatch(/^State:\s+t/m);
+    }
+  };
+
+  it('every task is in the images, each core image decodes to its task, the tree is thawed', () => {
+    const dir = join(work, 'big');
+    const r = cli(['dump', '--root', String(big.root), '-o', dir, '--stats', '--quiet']);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(new RegExp(`processes:\\s+${big.pids.length}\\n`));
+    const files = readdirSync(dir).sort();
+    expect(files).toHaveLength(big.tids.length + 3);
+    for (const tid of big.tids) expect(files).toContain(`core-${tid}.img`);
+    // show verifies every CRIU image against tasks.img (it fails on a short or mismatched core)
+    const show = spawnSync(process.execPath, [BIN, 'show', '--json', dir], { encoding: 'utf8', maxBuffer: 256 << 20 });
+    expect(show.status, show.stderr).toBe(0);
+    const json = JSON.parse(show.stdout);
+    expect(json.tasks.map((t: { pid: number }) => t.pid).sort((a: number, b: number) => a - b))
+      .toEqual([...big.tids].sort((a, b) => a - b));
+    const crit = spawnSync('/usr/bin/crit', ['x', dir, 'ps'], { encoding: 'utf8', maxBuffer: 64 << 20 });
+    expect(crit.status, crit.stderr).toBe(0);
+    const critPids = crit.stdout.split('\n').slice(1).filter((l) => l.trim() !== '').map((l) => Number(l.trim().split(/\s+/)[0]));
+    expect(critPids.sort((a, b) => a - b)).toEqual([...big.pids].sort((a, b) => a - b));
+    expect(readdirSync(work).filter((n) => n.startsWith('.big.'))).toEqual([]);
+    thawed(big);
+  });
+
+  it('an output that fills up while the worker writes: one line naming the file and ENOSPC, exit 5, nothing left, tree thawed', () => {
+    const mnt = mkdtempSync(join(work, 'full-'));
+    // room for the directory and a few hundred core images, not for 2,100
+    spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=512k,mode=755', `tdc-test-${process.pid}`, mnt]);
+    try {
+      const r = cli(['dump', '--root', String(big.root), '-o', join(mnt, 'out'), '--quiet']);
+      expect(r.status, r.stderr).toBe(EXIT.OUTPUT);
+      expectOneLine(r.stderr, `${mnt}/.out.tmp-`, ': ENOSPC');
+      expect(readdirSync(mnt)).toEqual([]);
+      thawed(big);
+    } finally {
+      spawnSync('umount', [mnt]);
+    }
+  });
+});
+
 describe('bad input: one line, a documented exit code, nothing on disk', () => {
   it.each([['0'], ['-5'], ['abc'], ['12x'], ['']])('--root %j is a usage error (exit 2)', (root) => {
     const before = readdirSync(work);
