@@ -1,15 +1,12 @@
 #!/usr/bin/env node
-// The second half of `npm run build`, after tsc has written dist/:
-// 1. proto/*.proto parsed ahead of time into schemas.json (scripts/gen-schemas.mjs), beside dist/image/schema.js
-//    and beside the CLI bundle;
-// 2. the command line bundled with esbuild into dist/bin/: main.js plus one chunk per command and chunks they
-//    share, so that a command loads a handful of files instead of dozens of modules, and still only its own
-//    code (the commands stay dynamic imports: `tdcollect ps` does not load the image codecs). The library
-//    (dist/index.js) and the sources' layout are unchanged; bin/tdcollect.js runs dist/bin/main.js.
+// The last step of `npm run build`, after tsc has written dist/:
+// the command line bundled with esbuild into dist/bin/: main.js plus one chunk per command and chunks they
+// share, so that a command loads a handful of files instead of dozens of modules, and still only its own
+// code (the commands stay dynamic imports: `tdcollect ps` does not load the image codecs). The library
+// (dist/index.js) and the sources' layout are unchanged; bin/tdcollect.js runs dist/bin/main.js.
 // dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too.
 // Native and optional-native packages (koffi, msgpackr) stay outside the bundle and load from node_modules.
 import { build } from 'esbuild';
-import { execFileSync } from 'node:child_process';
 import { mkdirSync, renameSync, rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -43,7 +40,6 @@ await build({
   logLevel: 'warning',
 });
 
-execFileSync(process.execPath, [`${root}scripts/gen-schemas.mjs`, `${root}dist/image`, out], { stdio: 'inherit' });
 const old = `${root}dist/bin.${process.pid}.old`;
 try { renameSync(final, old); } catch { /* first build */ }
 renameSync(out, final);

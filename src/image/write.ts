@@ -25,7 +25,7 @@ import {
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import protobuf from 'protobufjs';
+import protobuf from 'protobufjs/minimal.js';
 import type { Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
