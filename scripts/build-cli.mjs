@@ -6,9 +6,10 @@
 // it with V8's code cache (see there). A command thus loads one file, with no ES module loader at all, and
 // only its own code. The library (dist/index.js) and the sources' layout are unchanged.
 //
-// - dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too, and
-//   commander's `node:child_process` (used only for executable subcommands, which tdcollect has none of) is
-//   loaded on first use instead of at start: it pulls in net, streams and dgram, about 4 ms of CPU.
+// - dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too.
+// - node:child_process (commander loads it for executable subcommands, which tdcollect has none of; it pulls
+//   in net, streams and dgram) and node:crypto (a cgroup freeze's state file name) are loaded on first use
+//   instead of at start: about 4 ms of CPU each.
 // - Native and optional-native packages (koffi, msgpackr) stay outside and load from node_modules.
 // - Each file starts with `// tdcollect-bundle NAME SHA256`, the digest of the rest of the file: the key of
 //   its code cache, computed here once instead of at every start.
@@ -70,12 +71,20 @@ await build({
       b.onResolve({ filter: /^node:/ }, (args) =>
         args.kind === 'dynamic-import' ? { path: args.path.slice(5), namespace: 'builtin' } : undefined);
       b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
-      b.onResolve({ filter: /^(node:)?child_process$/ }, (args) =>
-        args.importer.includes('/node_modules/commander/') ? { path: 'child_process', namespace: 'lazy-builtin' } : undefined);
-      b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, (args) => ({
-        contents: `let m; module.exports = new Proxy({}, { get: (_, k) => (m ??= require('node:${args.path}'))[k] });`,
-        loader: 'js',
-      }));
+      // Node modules that cost milliseconds to load and that a command uses only on some of its paths are loaded
+      // when first used: an object with a getter per export, each loading the module
+      b.onResolve({ filter: /^(node:)?(child_process|crypto)$/ }, (args) =>
+        args.namespace === 'lazy-builtin' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' });
+      b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
+        const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== 'default');
+        return {
+          contents: [
+            `let m; const load = () => (m ??= require('node:${args.path}'));`,
+            `for (const k of ${JSON.stringify(keys)}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });`,
+          ].join('\n'),
+          loader: 'js',
+        };
+      });
     },
   }],
 });
