@@ -15,9 +15,10 @@
  * command per round, so load on the machine falls on all of them alike); medians of BENCH_RUNS (15) rounds
  * after 2 warm-up rounds. The minimal CO-RE BTF cache (~/.cache/tdcollect) is left as it is: it is made once
  * per kernel build. The launcher's code cache (bin/tdcollect.js, in the same directory) is measured both
- * ways: the rows without a note run with it warm (made by the warm-up rounds if it was not there: what every
- * run after a command's first one sees), the rows marked "no code cache" with TDCOLLECT_CODE_CACHE=none (what the
- * first run of a command after an install or a new Node costs, without the cache's writing).
+ * ways: the rows without a note run with it warm (made by the warm-up rounds if it was not there: what
+ * every run after a command's first one sees), the rows marked "no code cache" with
+ * TDCOLLECT_CODE_CACHE=none (what the first run of a command after an install or a new Node costs, without
+ * the cache's writing).
  * On a shared machine run it alone: flock /tmp/tdc-coord/heavy.lock npm run bench -- startup
  */
 import { spawnSync } from 'node:child_process';
