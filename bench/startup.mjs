@@ -14,7 +14,12 @@
  * another build), started directly (no shell, like hyperfine -N), in alternating order (one run of each
  * command per round, so load on the machine falls on all of them alike); medians of BENCH_RUNS (15) rounds
  * after 2 warm-up rounds. The minimal CO-RE BTF cache (~/.cache/tdcollect) is left as it is: it is made once
- * per kernel build. On a shared machine run it alone: flock /tmp/tdc-coord/heavy.lock npm run bench -- startup
+ * per kernel build. The launcher's code cache (bin/tdcollect.js, in the same directory) is measured both
+ * ways: the rows without a note run with it warm (made by the warm-up rounds if it was not there: what
+ * every run after a command's first one sees), the rows marked "no code cache" with
+ * TDCOLLECT_CODE_CACHE=none (what the first run of a command after an install or a new Node costs, without
+ * the cache's writing).
+ * On a shared machine run it alone: flock /tmp/tdc-coord/heavy.lock npm run bench -- startup
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
@@ -56,13 +61,15 @@ function alternate(cmds) {
 const noCa = () => { const e = { ...process.env }; delete e.NODE_EXTRA_CA_CERTS; return e; };
 
 export async function run() {
-  if (BUILD === ROOT && !existsSync(join(ROOT, 'dist/bin/main.js'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  if (BUILD === ROOT && !existsSync(join(ROOT, 'dist/bin/all.cjs'))) spawnSync('npm', ['run', 'build'], { cwd: ROOT, stdio: 'inherit' });
   const { pinIterator, unpinIterator } = await import(pathToFileURL(join(BUILD, 'dist/cli/bpf.js')).href);
   const { LoadedIterator } = await import(pathToFileURL(join(BUILD, 'dist/collector/sources/bpf/bpf.js')).href);
   const pin = `/sys/fs/bpf/tdcollect-bench-${process.pid}/tasks`;
   const tmp = mkdtempSync(join(tmpdir(), `tdcollect-bench-startup-${process.pid}-`));
   const envNone = { ...noCa(), TDCOLLECT_BPF_PIN: 'none' };
   const envPin = { ...noCa(), TDCOLLECT_BPF_PIN: pin };
+  const envTd = noCa();
+  const noCodeCache = (e) => ({ ...e, TDCOLLECT_CODE_CACHE: 'none' });
   const node0 = { name: 'node -e 0', argv: [process.execPath, '-e', '0'], env: noCa() };
   const result = { runs: RUNS, bin: BIN };
   let small;
@@ -85,7 +92,7 @@ export async function run() {
     let n = 0;
     const dumpTo = (tag) => () => ['dump', '-r', root, '-o', join(tmp, `${tag}-${n++}`)];
     const showDir = join(tmp, 'show');
-    const first = spawnSync(BIN, ['dump', '-r', root, '-o', showDir], { env: envNone, encoding: 'utf8' });
+    const first = spawnSync(BIN, ['dump', '-r', root, '-o', showDir], { env: noCodeCache(envNone), encoding: 'utf8' });
     if (first.status !== 0) throw new Error(`dump: ${first.stderr}`);
     await pinIterator(pin, 0o600);
     const cmds1 = [
@@ -94,7 +101,9 @@ export async function run() {
       { name: 'dump, cold (auto, no pin)', argv: (r) => [BIN, ...dumpTo('auto')(r)], env: envNone },
       { name: 'dump -s procfs', argv: (r) => [BIN, ...dumpTo('procfs')(r), '-s', 'procfs'], env: envNone },
       { name: 'dump, pinned (auto)', argv: (r) => [BIN, ...dumpTo('pinned')(r)], env: envPin },
-      { name: 'show of that dump', argv: [BIN, 'show', showDir], env: noCa() },
+      { name: 'show of that dump', argv: [BIN, 'show', showDir], env: envTd },
+      { name: 'dump, cold, no code cache', argv: (r) => [BIN, ...dumpTo('nocache')(r)], env: noCodeCache(envNone) },
+      { name: 'show, no code cache', argv: [BIN, 'show', showDir], env: noCodeCache(envTd) },
     ];
     result.small = { tasks: small.tasks, times: alternate(cmds1) };
     unpinIterator(pin);
@@ -130,7 +139,7 @@ function print(r) {
   const s = r.small.times;
   const b = r.big.times;
   const base = s['node -e 0'].median;
-  console.log(`${r.bin}, ${r.runs} alternating rounds, medians (ms)`);
+  console.log(`${r.bin}, ${r.runs} alternating rounds, medians (ms); code cache warm unless noted`);
   console.log(`\nBPF iterator load + attach, in process: ${fmt(r.loadAttach.median)} ms (min ${fmt(r.loadAttach.min)}); target <= 40`);
   console.log(`\n${r.small.tasks}-task tree                      median    min   / node -e 0   target`);
   const target1 = { 'tdcollect --version': '<= 1.3', 'dump, cold (auto, no pin)': '<= 2.0', 'show of that dump': '<= 1.6' };

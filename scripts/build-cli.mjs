@@ -1,49 +1,104 @@
 #!/usr/bin/env node
-// The second half of `npm run build`, after tsc has written dist/:
-// 1. proto/*.proto parsed ahead of time into schemas.json (scripts/gen-schemas.mjs), beside dist/image/schema.js
-//    and beside the CLI bundle;
-// 2. the command line bundled with esbuild into dist/bin/: main.js plus one chunk per command and chunks they
-//    share, so that a command loads a handful of files instead of dozens of modules, and still only its own
-//    code (the commands stay dynamic imports: `tdcollect ps` does not load the image codecs). The library
-//    (dist/index.js) and the sources' layout are unchanged; bin/tdcollect.js runs dist/bin/main.js.
-// dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too.
-// Native and optional-native packages (koffi, msgpackr) stay outside the bundle and load from node_modules.
+// The last step of `npm run build`, after tsc has written dist/: the command line bundled with esbuild into
+// dist/bin/, one CommonJS file per command (dump.cjs, show.cjs, ...: the program with that command alone,
+// everything it loads inside, lazily initialised where the source imports lazily) and all.cjs (every
+// command: help, unknown commands). bin/tdcollect.js picks the file of the command it is given and compiles
+// it with V8's code cache (see there). A command thus loads one file, with no ES module loader at all, and
+// only its own code. The library (dist/index.js) and the sources' layout are unchanged.
+//
+// - dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too.
+// - node:child_process (commander loads it for executable subcommands, which tdcollect has none of; it pulls
+//   in net, streams and dgram) and node:crypto (a cgroup freeze's state file name) are loaded on first use
+//   instead of at start: about 4 ms of CPU each.
+// - Native and optional-native packages (koffi, msgpackr) stay outside and load from node_modules.
+// - Each file starts with `// tdcollect-bundle NAME SHA256`, the digest of the rest of the file: the key of
+//   its code cache, computed here once instead of at every start.
 import { build } from 'esbuild';
-import { execFileSync } from 'node:child_process';
-import { mkdirSync, renameSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, readdirSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
+const cli = `${root}dist/cli/`;
 const final = `${root}dist/bin`;
 // built aside, then swapped in: a command started meanwhile finds the old bundle or the new one, whole
 const out = `${root}dist/bin.${process.pid}.tmp`;
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
+const { COMMANDS } = await import(`${cli}main.js`);
+const names = Object.keys(COMMANDS);
+/** the entry of a bundle: run() over the given commands, each imported statically */
+const entry = (cmds) => [
+  `import { run } from ${JSON.stringify(`${cli}main.js`)};`,
+  ...cmds.map((c, i) => `import * as c${i} from ${JSON.stringify(`${cli}${c}.js`)};`),
+  `const commands = { ${cmds.map((c, i) => `${JSON.stringify(c)}: () => Promise.resolve(c${i})`).join(', ')} };`,
+  'export function main(argv) { return run(argv, commands); }',
+].join('\n');
+
 await build({
-  entryPoints: { main: `${root}dist/cli/main.js` },
+  entryPoints: Object.fromEntries([...names.map((n) => [n, `tdentry:${n}`]), ['all', 'tdentry:all']]),
   outdir: out,
+  outExtension: { '.js': '.cjs' },
   bundle: true,
-  splitting: true,
-  format: 'esm',
+  format: 'cjs',
   platform: 'node',
   target: 'node20',
   external: ['koffi', 'msgpackr'],
-  // bundled CommonJS (protobufjs) may call require() for optional modules: give the bundle a real one
-  banner: { js: "import { createRequire as __tdRequire } from 'node:module'; const require = __tdRequire(import.meta.url);" },
-  chunkNames: '[name]-[hash]',
-  plugins: [{
-    name: 'commander-bundled',
-    setup(b) {
-      b.onResolve({ filter: /\/commander\.js$/ }, (args) =>
-        args.importer.includes('/dist/cli/') ? { path: `${root}scripts/commander-bundled.mjs` } : undefined);
-    },
-  }],
+  // the bundle runs as CommonJS: import.meta.url is the bundle's own URL (the sources find proto/ and the BPF
+  // object relative to it; dist/bin/ is two levels below the package root, like dist/image/)
+  define: { 'import.meta.url': '__tdImportMetaUrl' },
+  banner: { js: "var __tdImportMetaUrl = require('node:url').pathToFileURL(__filename).href;" },
   legalComments: 'none',
   logLevel: 'warning',
+  plugins: [{
+    name: 'tdcollect-cli',
+    setup(b) {
+      b.onResolve({ filter: /^tdentry:/ }, (args) => ({ path: args.path.slice(8), namespace: 'tdentry' }));
+      b.onLoad({ filter: /.*/, namespace: 'tdentry' }, (args) => ({
+        contents: entry(args.path === 'all' ? names : [args.path]),
+        resolveDir: cli,
+        loader: 'js',
+      }));
+      // main.js's own table of lazily imported commands is not what a bundle runs (the entry passes its own)
+      b.onResolve({ filter: /^\.\/[a-z]+\.js$/ }, (args) =>
+        args.kind === 'dynamic-import' && args.importer === `${cli}main.js` ? { path: args.path, namespace: 'unused' } : undefined);
+      b.onLoad({ filter: /.*/, namespace: 'unused' }, () => ({ contents: 'throw new Error("not in this bundle");', loader: 'js' }));
+      b.onResolve({ filter: /\/commander\.js$/ }, (args) =>
+        args.importer.startsWith(cli) ? { path: `${root}scripts/commander-bundled.mjs` } : undefined);
+      // import() of a Node module becomes a require() when it runs (a CommonJS bundle compiled by vm.Script has
+      // no ES module loader to import with)
+      b.onResolve({ filter: /^node:/ }, (args) =>
+        args.kind === 'dynamic-import' ? { path: args.path.slice(5), namespace: 'builtin' } : undefined);
+      b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
+      // Node modules that cost milliseconds to load and that a command uses only on some of its paths are loaded
+      // when first used: an object with a getter per export, each loading the module
+      b.onResolve({ filter: /^(node:)?(child_process|crypto)$/ }, (args) =>
+        args.namespace === 'lazy-builtin' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' });
+      b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
+        const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== 'default');
+        return {
+          contents: [
+            `let m; const load = () => (m ??= require('node:${args.path}'));`,
+            `for (const k of ${JSON.stringify(keys)}) Object.defineProperty(exports, k, { enumerable: true, get: () => load()[k] });`,
+          ].join('\n'),
+          loader: 'js',
+        };
+      });
+    },
+  }],
 });
 
-execFileSync(process.execPath, [`${root}scripts/gen-schemas.mjs`, `${root}dist/image`, out], { stdio: 'inherit' });
+for (const f of readdirSync(out)) {
+  const path = `${out}/${f}`;
+  const body = readFileSync(path, 'utf8');
+  if (/\bimport\(/.test(body.replace(/\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, ''))) {
+    throw new Error(`${f}: an import() is left in the bundle (bin/tdcollect.js runs it as CommonJS)`);
+  }
+  const digest = createHash('sha256').update(body).digest('hex');
+  writeFileSync(path, `// tdcollect-bundle ${f.replace(/\.cjs$/, '')} ${digest}\n${body}`);
+}
+
 const old = `${root}dist/bin.${process.pid}.old`;
 try { renameSync(final, old); } catch { /* first build */ }
 renameSync(out, final);

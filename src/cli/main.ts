@@ -10,9 +10,11 @@ import { manual, manualPage } from './manual.js';
 import { PAGES } from './pages.js';
 
 type Register = (program: Command) => void;
+/** Command name -> its module (loaded when the command runs). */
+export type Commands = Record<string, () => Promise<{ register: Register }>>;
 
 /** Every command, by name, in the order help lists them. A new command is one file plus one line here. */
-export const COMMANDS: Record<string, () => Promise<{ register: Register }>> = {
+export const COMMANDS: Commands = {
   dump: () => import('./dump.js'),
   show: () => import('./show.js'),
   diff: () => import('./diff.js'),
@@ -35,10 +37,10 @@ function baseProgram(): Command {
 }
 
 /** The program with the named commands registered (all of them by default). */
-export async function buildProgram(only?: readonly string[]): Promise<Command> {
+export async function buildProgram(only?: readonly string[], commands: Commands = COMMANDS): Promise<Command> {
   const program = baseProgram();
-  for (const name of only ?? Object.keys(COMMANDS)) {
-    (await COMMANDS[name]()).register(program);
+  for (const name of only ?? Object.keys(commands)) {
+    (await commands[name]()).register(program);
     const cmd = program.commands.find((c) => c.name() === name);
     if (cmd && !manualPage(cmd) && PAGES[name]) manual(cmd, PAGES[name]);
   }
@@ -46,12 +48,20 @@ export async function buildProgram(only?: readonly string[]): Promise<Command> {
 }
 
 export async function main(argv: string[]): Promise<void> {
+  return run(argv, COMMANDS);
+}
+
+/**
+ * Run the command line over `commands` (every command in COMMANDS's order; the CLI bundle of one command
+ * passes that command alone, scripts/build-cli.mjs).
+ */
+export async function run(argv: string[], commands: Commands): Promise<void> {
   const first = argv[2];
   let only: string[] | undefined;
-  if (first !== undefined && Object.hasOwn(COMMANDS, first)) only = [first];
-  else if (first === 'help' && argv[3] !== undefined && Object.hasOwn(COMMANDS, argv[3])) only = [argv[3]];
+  if (first !== undefined && Object.hasOwn(commands, first)) only = [first];
+  else if (first === 'help' && argv[3] !== undefined && Object.hasOwn(commands, argv[3])) only = [argv[3]];
   else if (first === '-V' || first === '--version') only = [];
-  const program = await buildProgram(only);
+  const program = await buildProgram(only, commands);
   try {
     await program.parseAsync(argv);
   } catch (e) {

@@ -11,12 +11,12 @@
  *   directly with INVENTORY_MAGIC. core-<tid>.img and inventory.img hold exactly one entry; pstree.img one
  *   entry per process; tasks.img (ours) a dump_header entry followed by one task entry per thread.
  *
- * Writing: one protobufjs Type.encode per message (proto2 repeated scalars come out unpacked, required fields
+ * Writing: one static encoder per message (schemas.gen.ts: protobufjs's encoder, generated at build time) (proto2 repeated scalars come out unpacked, required fields
  * are always emitted, so pstree's root ppid 0 is on the wire as `10 00`), framed by frameImage().
  *
  * Reading: splitEntries() checks the magics and the entry lengths; decodeMessage() walks the wire format
- * against the protobufjs reflection of the expected message and fails with an ImageError naming the file
- * and the byte offset of the problem:
+ * against the fields of the expected message (schema.ts's MessageSchema, or a protobufjs Type) and fails
+ * with an ImageError naming the file and the byte offset of the problem:
  *   - a declared entry length past end of file   -> reason 'eof'     (premature end of file)
  *   - bad magic, bad wire type, a field running past the end of its entry, an unknown enum value,
  *     a missing proto2 required field (checked at every nesting level, like protobuf-c) -> 'corrupt'
@@ -24,8 +24,8 @@
  * is checked against the bytes that remain before it is used. Unknown fields are kept (`$unknown`), not
  * dropped. 64-bit integer fields decode to bigint.
  */
-import protobuf from 'protobufjs/light.js';
 import { ImageError } from '../errors.js';
+import type { EnumSchema, MessageSchema } from './schema.js';
 
 /** Magic numbers (criu/include/magic.h), plus tdcollect's own TASKS magic. */
 export const MAGIC = {
@@ -157,7 +157,7 @@ interface FieldDesc {
   required: boolean;
   /** wire type of one unpacked element */
   wire: number;
-  type?: protobuf.Type;
+  type?: MessageSchema;
   enumValues?: Set<number>;
   enumName?: string;
 }
@@ -175,22 +175,24 @@ const WIRE: Record<Scalar, number> = {
   fixed32: 5, sfixed32: 5, float: 5,
 };
 
-const descCache = new WeakMap<protobuf.Type, TypeDesc>();
+const descCache = new WeakMap<MessageSchema, TypeDesc>();
 
-function describe(type: protobuf.Type): TypeDesc {
+const isMessage = (t: MessageSchema | EnumSchema): t is MessageSchema => 'fieldsArray' in t;
+
+function describe(type: MessageSchema): TypeDesc {
   let d = descCache.get(type);
   if (d) return d;
   const byId = new Map<number, FieldDesc>();
   const required: FieldDesc[] = [];
   for (const f of type.fieldsArray) {
-    f.resolve();
+    (f as { resolve?: () => unknown }).resolve?.(); // a protobufjs Field resolves its type lazily
     const rt = f.resolvedType;
     let kind: Scalar;
     const fd: FieldDesc = { name: f.name, id: f.id, kind: 'uint32', repeated: f.repeated, required: f.required, wire: 0 };
-    if (rt instanceof protobuf.Type) {
+    if (rt && isMessage(rt)) {
       kind = 'message';
       fd.type = rt;
-    } else if (rt instanceof protobuf.Enum) {
+    } else if (rt) {
       kind = 'enum';
       fd.enumValues = new Set(Object.values(rt.values));
       fd.enumName = rt.name;
@@ -282,7 +284,7 @@ function skip(c: Cursor, wire: number, at: number): void {
 /**
  * Decode buf[start, end) as `type`, strictly. `what` names the message in errors (e.g. "core_entry").
  */
-export function decodeMessage(file: string, buf: Buffer, start: number, end: number, type: protobuf.Type): Decoded {
+export function decodeMessage(file: string, buf: Buffer, start: number, end: number, type: MessageSchema): Decoded {
   const d = describe(type);
   const c = new Cursor(file, buf, start, end, d.name);
   const out: Decoded = {};
@@ -329,11 +331,11 @@ export function decodeMessage(file: string, buf: Buffer, start: number, end: num
 }
 
 /** Read every entry of an image strictly: magics, lengths, wire format, required fields. */
-export function decodeImage(file: string, buf: Buffer, kind: ImageKind, type: protobuf.Type): { entry: RawEntry; msg: Decoded }[] {
+export function decodeImage(file: string, buf: Buffer, kind: ImageKind, type: MessageSchema): { entry: RawEntry; msg: Decoded }[] {
   return splitEntries(file, buf, kind).map((entry) => ({ entry, msg: decodeMessage(file, buf, entry.start, entry.end, type) }));
 }
 
-/** A decoded value made encodable by protobufjs: bigint -> {low, high}; `$unknown` removed. */
+/** A decoded value made encodable by the encoders: bigint -> {low, high}; `$unknown` removed. */
 function encodable(v: unknown): unknown {
   if (typeof v === 'bigint') {
     const u = BigInt.asUintN(64, v);
@@ -352,8 +354,8 @@ function encodable(v: unknown): unknown {
  * Encode a decoded message again (decode -> encode round trips). Unknown fields of the top level are
  * appended after the known ones, byte for byte; nested unknown fields are not re-emitted.
  */
-export function encodeMessage(type: protobuf.Type, msg: Decoded): Buffer {
-  const known = Buffer.from(type.encode(encodable(msg) as Record<string, unknown>).finish());
+export function encodeMessage(type: MessageSchema, msg: Decoded): Buffer {
+  const known = Buffer.from(type.encode(encodable(msg) as object).finish());
   if (!msg.$unknown?.length) return known;
   return Buffer.concat([known, ...msg.$unknown.map((u) => u.raw)]);
 }

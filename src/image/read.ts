@@ -14,7 +14,7 @@ import { groupProcesses, isDead, pbToHeader, pbToTask, pstreeEntry } from './cod
 import { decodeImage, decodeMessage, splitEntries, KIND, type Decoded, type ImageKind, type RawEntry, type UnknownField } from './framing.js';
 import { schemas } from './schema.js';
 import { decodeCriuSet, type CriuSetInfo } from './criu.js';
-import type protobuf from 'protobufjs/light.js';
+import type { MessageSchema } from './schema.js';
 
 /**
  * A failed stat, open or readdir as an ImageError: 'missing' (with `missing` as the message) when the path
@@ -43,7 +43,7 @@ function readImageFile(path: string): Buffer {
   }
 }
 
-function decodeFile(files: ImageFiles, name: string, kind: ImageKind, type: protobuf.Type): { entry: RawEntry; msg: Decoded }[] {
+function decodeFile(files: ImageFiles, name: string, kind: ImageKind, type: MessageSchema): { entry: RawEntry; msg: Decoded }[] {
   return decodeImage(files.label(name), files.read(name), kind, type);
 }
 

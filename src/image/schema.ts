@@ -1,24 +1,55 @@
 /**
- * The schemas of proto/*.proto (protobufjs reflection, field names kept as written, i.e. the snake_case crit
- * prints), loaded once.
+ * The schemas of proto/*.proto (field names kept as written, i.e. the snake_case crit prints).
  *
- * The build (`npm run build`, scripts/build-cli.mjs) parses the .proto files ahead of time into
- * schemas.json beside the built module (dist/image/, and the CLI bundle's directory); at run time that JSON
- * is turned back into the same reflection with protobufjs/light, without loading protobufjs's .proto parser
- * or reading .proto text. Where no schemas.json is there (the sources run directly, as the tests do), the
- * .proto files are parsed as before. The proto/ directory is found relative to this module: src/image/ and
- * dist/image/ both sit two levels below the package root.
+ * The build (`npm run build`, scripts/gen-schemas.mjs) compiles the .proto files ahead of time into
+ * schemas.gen.ts beside this module: every message's fields as plain data, which the strict decoder of
+ * framing.ts walks, and a static encoder (the code protobufjs generates for Type.encode, printed at build time)
+ * over protobufjs/minimal's Writer. Nothing parses .proto text, builds reflection or compiles code at run time.
+ * parseProtoFiles() still parses the .proto files with protobufjs's full build, for the tests that hold the
+ * generated module to them. The proto/ directory is found relative to this module: src/image/ and dist/image/
+ * both sit two levels below the package root.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import protobuf from 'protobufjs/light.js';
+import type protobuf from 'protobufjs';
+import type { Writer } from 'protobufjs/minimal.js';
 import { TdError, EXIT } from '../errors.js';
+import { MESSAGES } from './schemas.gen.js';
 
 export const PROTO_DIR = fileURLToPath(new URL('../../proto/', import.meta.url));
 export const PROTO_FILES = ['pstree.proto', 'creds.proto', 'core.proto', 'inventory.proto', 'tdcollect.proto'] as const;
-/** the schemas parsed at build time, beside this module */
-export const SCHEMAS_JSON = 'schemas.json';
+
+/** An enum of the schemas: value names to numbers. */
+export interface EnumSchema {
+  readonly name: string;
+  readonly fullName: string;
+  readonly values: Readonly<Record<string, number>>;
+}
+
+/** One field of a message, as protobufjs's reflection names it (a protobufjs Field has these too). */
+export interface FieldSchema {
+  readonly name: string;
+  readonly id: number;
+  /** the scalar type, or the name of the message or enum */
+  readonly type: string;
+  readonly repeated: boolean;
+  readonly required: boolean;
+  /** the message or enum of a field of that type, null for scalars */
+  readonly resolvedType: MessageSchema | EnumSchema | null;
+}
+
+/**
+ * A message: its fields (what the strict decoder walks) and its encoder. A protobufjs Type is one too, so
+ * the decoder and the encoding helpers take either.
+ */
+export interface MessageSchema {
+  readonly name: string;
+  readonly fullName: string;
+  readonly fieldsArray: readonly FieldSchema[];
+  /** encode into `writer` (a new one when absent) and return it; `.finish()` gives the bytes */
+  encode(message: object, writer?: Writer): Writer;
+}
 
 /** Parse proto/*.proto with protobufjs's full build (its .proto parser). */
 export function parseProtoFiles(): protobuf.Root {
@@ -33,48 +64,37 @@ export function parseProtoFiles(): protobuf.Root {
   return root;
 }
 
-/** The reflection from the build's schemas.json, or undefined when there is none beside this module. */
-export function loadBuiltSchemas(): protobuf.Root | undefined {
-  let text: string;
-  try {
-    text = readFileSync(new URL(`./${SCHEMAS_JSON}`, import.meta.url), 'utf8');
-  } catch {
-    return undefined;
-  }
-  const root = protobuf.Root.fromJSON(JSON.parse(text) as protobuf.INamespace);
-  root.resolveAll();
-  return root;
-}
-
 export interface Schemas {
-  root: protobuf.Root;
-  pstree: protobuf.Type;
-  core: protobuf.Type;
-  taskCore: protobuf.Type;
-  threadCore: protobuf.Type;
-  creds: protobuf.Type;
-  inventory: protobuf.Type;
-  kobjIds: protobuf.Type;
-  header: protobuf.Type;
-  task: protobuf.Type;
+  pstree: MessageSchema;
+  core: MessageSchema;
+  taskCore: MessageSchema;
+  threadCore: MessageSchema;
+  creds: MessageSchema;
+  inventory: MessageSchema;
+  kobjIds: MessageSchema;
+  header: MessageSchema;
+  task: MessageSchema;
 }
 
 let cached: Schemas | undefined;
 
+function lookup(name: string): MessageSchema {
+  const m = MESSAGES[name];
+  if (!m) throw new TdError('internal', EXIT.INTERNAL, `message ${name} is missing from the built schemas (run npm run build)`);
+  return m;
+}
+
 export function schemas(): Schemas {
-  if (cached) return cached;
-  const root = loadBuiltSchemas() ?? parseProtoFiles();
-  cached = {
-    root,
-    pstree: root.lookupType('pstree_entry'),
-    core: root.lookupType('core_entry'),
-    taskCore: root.lookupType('task_core_entry'),
-    threadCore: root.lookupType('thread_core_entry'),
-    creds: root.lookupType('creds_entry'),
-    inventory: root.lookupType('inventory_entry'),
-    kobjIds: root.lookupType('task_kobj_ids_entry'),
-    header: root.lookupType('tdcollect.dump_header'),
-    task: root.lookupType('tdcollect.task'),
+  cached ??= {
+    pstree: lookup('pstree_entry'),
+    core: lookup('core_entry'),
+    taskCore: lookup('task_core_entry'),
+    threadCore: lookup('thread_core_entry'),
+    creds: lookup('creds_entry'),
+    inventory: lookup('inventory_entry'),
+    kobjIds: lookup('task_kobj_ids_entry'),
+    header: lookup('tdcollect.dump_header'),
+    task: lookup('tdcollect.task'),
   };
   return cached;
 }

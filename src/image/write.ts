@@ -35,9 +35,8 @@ import {
   unlinkSync, writeSync,
 } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import protobuf from 'protobufjs';
+import protobuf from 'protobufjs/minimal.js';
 import type { DumpInfo, RecordedTask, Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
@@ -201,9 +200,13 @@ function fsyncPath(path: string): void {
 
 const TAG_RE = /^[0-9A-Za-z.]+$/;
 
+// 8 random hex digits: Math.random's, not node:crypto's (loading node:crypto costs a small dump about 4 ms of
+// CPU); the names need only differ, mkdir refuses one that exists
+const rand8 = (): string => ((Math.random() * 0x100000000) >>> 0).toString(16).padStart(8, '0');
+
 function suffix(owner: WriteOwner | undefined): string {
   const tag = owner && TAG_RE.test(owner.tag) ? `${owner.tag}-` : '';
-  return `${process.pid}-${tag}${randomBytes(4).toString('hex')}`;
+  return `${process.pid}-${tag}${rand8()}`;
 }
 
 /** A leftover's writer, parsed from `.<name>.{tmp,old}-<pid>[-<tag>]-<8 hex>`; undefined for any other name. */
