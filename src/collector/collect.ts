@@ -142,6 +142,11 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     if (method === 'cgroup' && source.name !== 'procfs' && !freezeOptions.preRead) {
       freezeOptions.preRead = () => source.collectTree(root);
     }
+    // the ptrace freezer finds and checks a large level of the tree in one scan instead of two /proc files
+    // per task
+    if (method === 'ptrace' && source.scanTree && !freezeOptions.scan) {
+      freezeOptions.scan = () => source.scanTree!(root);
+    }
     const frozen = await freezer.freeze(root, freezeOptions);
     timings.freeze = performance.now() - t0;
     let tasks: Task[];

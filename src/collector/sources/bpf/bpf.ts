@@ -27,12 +27,12 @@ async function loadSysBpf(): Promise<SysBpf> {
 }
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
-import type { OptionalField, Task } from '../../task.js';
+import type { OptionalField, Task, TaskScan, TaskState } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
 import { readNsPid } from '../../nsread.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
-  recNsDepth, recNsIds, recNsPid,
+  recNsDepth, recNsIds, recNsPid, RAW_NUMBERS, rawState,
   viewRecords, type RecordView,
 } from './record.js';
 
@@ -307,6 +307,22 @@ export class BpfSource implements Source {
       }
     }
     return tasks;
+  }
+
+  /** The subtree's pid, tgid, ppid and state, from one iteration, without building Task records. */
+  scanTree(root: number): TaskScan {
+    const { view, rows } = this.records({ root, threads: true });
+    const n = rows.length;
+    const pid = new Uint32Array(n), tgid = new Uint32Array(n), ppid = new Uint32Array(n);
+    const state: TaskState[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const w = view.start[rows[k]];
+      pid[k] = RAW_NUMBERS.pid(view, w)!;
+      tgid[k] = RAW_NUMBERS.tgid(view, w)!;
+      ppid[k] = RAW_NUMBERS.ppid(view, w)!;
+      state[k] = rawState(view, w);
+    }
+    return { count: n, pid, tgid, ppid, state };
   }
 
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {
