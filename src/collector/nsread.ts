@@ -11,8 +11,9 @@
  * cgroup namespaces can differ from its leader's, so those are read for every thread and the others once
  * per process.
  */
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { PermissionError } from '../errors.js';
+import { ProcFile, statusNumbers } from './procfile.js';
 import { NS_KINDS, NS_PER_PROCESS, NS_PER_THREAD, type NsIds, type NsKind, type Task } from './task.js';
 
 let available: { process: NsKind[]; thread: NsKind[] } | undefined;
@@ -94,31 +95,20 @@ export function nsReadCost(): { leader: number; thread: number } {
 
 /** Parse the NSpid line out of a /proc/PID/status text: every pid of the chain, outermost first. */
 export function parseNsPid(status: string): number[] | undefined {
-  const i = status.indexOf('\nNSpid:');
-  if (i < 0) return undefined;
-  const out: number[] = [];
-  let p = i + 7;
-  let v = -1;
-  for (; p < status.length; p++) {
-    const c = status.charCodeAt(p);
-    if (c >= 0x30 && c <= 0x39) v = (v < 0 ? 0 : v * 10) + (c - 0x30);
-    else {
-      if (v >= 0) { out.push(v); v = -1; }
-      if (c === 0x0a) break;
-    }
-  }
-  if (v >= 0) out.push(v);
-  return out;
+  return statusNumbers(Buffer.from(status, 'latin1'), status.length, 'NSpid');
 }
+
+let statusFile: ProcFile | undefined;
 
 /**
  * A task's NSpid chain (its pid in the reader's pid namespace first, its own namespace's last), or
  * undefined when the task is gone or /proc cannot be read for it.
  */
 export function readNsPidChain(pid: number, tgid?: number): number[] | undefined {
+  const path = tgid !== undefined && tgid !== pid ? `/proc/${tgid}/task/${pid}/status` : `/proc/${pid}/status`;
+  statusFile ??= new ProcFile(4096);
   try {
-    const path = tgid !== undefined && tgid !== pid ? `/proc/${tgid}/task/${pid}/status` : `/proc/${pid}/status`;
-    return parseNsPid(readFileSync(path, 'latin1'));
+    return statusFile.read(path) > 0 ? statusFile.keyNumbers('NSpid') : undefined;
   } catch {
     return undefined;
   }

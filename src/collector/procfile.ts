@@ -172,6 +172,11 @@ export class ProcFile {
     }
   }
 
+  /** The decimals of the line `key:` of the file last read (see statusNumbers). */
+  keyNumbers(key: string): number[] | undefined {
+    return statusNumbers(this.buf, this.len, key);
+  }
+
   /**
    * Read /proc/PID/task/TID/children (or any list of pids) whole and append its pids to out. Returns the
    * file's length, GONE or DENIED.
@@ -181,4 +186,33 @@ export class ProcFile {
     if (n > 0) this.numbers(out);
     return n;
   }
+}
+
+/**
+ * The decimals on the line `key:` of a status-style /proc file held in b[0, len), in order: "NSpid:\t1234\t7"
+ * gives [1234, 7], "Groups:\t4 24 27 " gives [4, 24, 27], an empty "Groups:" line gives []. The key matches
+ * only a whole key at the start of a line; undefined when the file has no such line.
+ */
+export function statusNumbers(b: Uint8Array, len: number, key: string): number[] | undefined {
+  const k = key.length;
+  let p = 0;
+  for (;;) {
+    let match = p + k < len && b[p + k] === 0x3a;
+    for (let i = 0; match && i < k; i++) if (b[p + i] !== key.charCodeAt(i)) match = false;
+    if (match) break;
+    while (p < len && b[p] !== 0x0a) p++;
+    if (++p >= len) return undefined;
+  }
+  const out: number[] = [];
+  let v = -1;
+  for (p += k + 1; p < len; p++) {
+    const c = b[p];
+    if (c >= C_0 && c <= C_9) v = (v < 0 ? 0 : v * 10) + (c - C_0);
+    else {
+      if (v >= 0) { out.push(v); v = -1; }
+      if (c === 0x0a) break;
+    }
+  }
+  if (v >= 0) out.push(v);
+  return out;
 }

@@ -11,6 +11,12 @@
 export type Mask64 = readonly [lo: number, hi: number];
 
 /**
+ * sizeof(struct robust_list_head) on x86_64: the only length set_robust_list(2) accepts, so the length
+ * get_robust_list(2) reports for every task (CRIU's futex_rla_len).
+ */
+export const ROBUST_LIST_HEAD_SIZE = 24;
+
+/**
  * Task state as the /proc letter (fs/proc/array.c task_state_array): R running, S sleeping, D disk sleep,
  * T stopped, t tracing stop, X dead, Z zombie, P parked, I idle.
  */
@@ -79,6 +85,7 @@ export interface Task {
   exitCode?: number;
   /** robust futex list head and length (get_robust_list) */
   futexRla?: number;
+  /** always ROBUST_LIST_HEAD_SIZE for a 64-bit task: set_robust_list(2) accepts no other length */
   futexRlaLen?: number;
 
   // pid views and namespaces

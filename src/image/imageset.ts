@@ -10,7 +10,7 @@
 import { statSync } from 'node:fs';
 import { ImageError } from '../errors.js';
 import type { Snapshot } from '../collector/task.js';
-import { decodeImageSet, dirFiles, type ImageFiles, type ReadOptions } from './read.js';
+import { decodeImageSet, dirFiles, fsImageError, type ImageFiles, type ReadOptions } from './read.js';
 import type { ArchiveLimits, Compression } from './archive.js';
 import type { CriuSetInfo } from './criu.js';
 
@@ -157,9 +157,7 @@ export async function readImageSet(path: string, opts: ReadImageSetOptions = {})
   try {
     st = statSync(path);
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageError(path, 0, 'missing', 'no such image directory or archive');
-    throw new ImageError(path, 0, 'io', `cannot read: ${code}`);
+    throw fsImageError(path, e, 'no such image directory or archive', 'cannot read');
   }
   if (st.isDirectory()) {
     const files = dirFiles(path);

@@ -16,6 +16,16 @@ import { schemas } from './schema.js';
 import { decodeCriuSet, type CriuSetInfo } from './criu.js';
 import type protobuf from 'protobufjs/light.js';
 
+/**
+ * A failed stat, open or readdir as an ImageError: 'missing' (with `missing` as the message) when the path
+ * does not exist, 'io' with "`verb`: ERRNO" for anything else.
+ */
+export function fsImageError(path: string, e: unknown, missing: string, verb: string): ImageError {
+  const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
+  if (code === 'ENOENT' || code === 'ENOTDIR') return new ImageError(path, 0, 'missing', missing);
+  return new ImageError(path, 0, 'io', `${verb}: ${code}`);
+}
+
 /** Read a whole image file; only regular files (a FIFO or /dev/zero would never end). */
 function readImageFile(path: string): Buffer {
   let fd: number | undefined;
@@ -27,9 +37,7 @@ function readImageFile(path: string): Buffer {
     return readFileSync(fd);
   } catch (e) {
     if (e instanceof ImageError) throw e;
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code === 'ENOENT') throw new ImageError(path, 0, 'missing', 'no such image file');
-    throw new ImageError(path, 0, 'io', `cannot read: ${code}`);
+    throw fsImageError(path, e, 'no such image file', 'cannot read');
   } finally {
     if (fd !== undefined) closeSync(fd);
   }
@@ -63,9 +71,7 @@ export function dirFiles(dir: string): ImageFiles {
       try {
         listed = readdirSync(dir);
       } catch (e) {
-        const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-        if (code === 'ENOENT' || code === 'ENOTDIR') throw new ImageError(dir, 0, 'missing', 'no such image directory');
-        throw new ImageError(dir, 0, 'io', `cannot list: ${code}`);
+        throw fsImageError(dir, e, 'no such image directory', 'cannot list');
       }
     }
     return listed;

@@ -11,6 +11,7 @@ import { GenlConn } from '../../src/netlink/genl.js';
 import { TaskDiagClient } from '../../src/netlink/taskdiag.js';
 import { TaskDiagSource } from '../../src/collector/sources/taskdiag.js';
 import { NoProcessError } from '../../src/errors.js';
+import { getRobustList } from '../../src/sys/robust.js';
 import type { Task } from '../../src/collector/task.js';
 import { fakeTaskDiagSocket } from '../helpers/taskdiag-fake.js';
 import { spawnTree, type Tree } from '../helpers/tree.js';
@@ -71,7 +72,13 @@ describe('taskdiag source over an emulated provider', () => {
         const all = src.stats();
         const st = { roundTrips: all.roundTrips! - opened.roundTrips!, syscalls: all.syscalls! - opened.syscalls! };
         if (extensions) {
-          expect(src.missing).toEqual(['futexRlaLen']);
+          expect(src.missing).toEqual([]);
+          // the robust list length is the one get_robust_list(2) reports for the same thread
+          for (const t of tasks) {
+            const rb = { head: 0, len: 0 };
+            expect(getRobustList(t.pid, rb), `get_robust_list(${t.pid})`).toBe(0);
+            expect(t.futexRlaLen, `futexRlaLen of ${t.pid}`).toBe(rb.len);
+          }
           expect(st.roundTrips).toBe(Math.ceil(tasks.length / 8)); // one dump, 8 tasks per datagram here
         } else {
           expect(src.missing).toEqual(['securebits', 'personality', 'futexRla', 'futexRlaLen']);

@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { DENIED, GONE, ProcFile } from '../../src/collector/procfile.js';
+import { DENIED, GONE, ProcFile, statusNumbers } from '../../src/collector/procfile.js';
 import { readChildren, readStat } from '../../src/collector/freeze/procread.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tdc-procfile-'));
@@ -125,5 +125,42 @@ describe('ProcFile', () => {
     expect(n).toBeGreaterThan(100);
     expect(r.text()).toContain(`\nPid:\t${process.pid}\n`);
     expect(r.read(`/proc/${process.pid}/task/${process.pid}/children`, 'records')).toBeGreaterThanOrEqual(0);
+  });
+});
+
+describe('statusNumbers', () => {
+  const bytes = (s: string): Buffer => Buffer.from(s, 'latin1');
+  const of = (s: string, key: string): number[] | undefined => statusNumbers(bytes(s), s.length, key);
+
+  it('reads the decimals of a named line, in order, whatever the separators', () => {
+    // NSpid: tab-separated, one pid per pid namespace, outermost first
+    expect(of('Name:\tsh\nTgid:\t1234\nNSpid:\t1234\t7\t1\nNSpgid:\t1\n', 'NSpid')).toEqual([1234, 7, 1]);
+    // Groups: space-separated with a trailing space, as the kernel prints it
+    expect(of('Uid:\t0\t0\t0\t0\nGroups:\t4 24 27 4194303 \nNStgid:\t9\n', 'Groups')).toEqual([4, 24, 27, 4194303]);
+    // an empty Groups line (no supplementary groups) is an empty list, not a missing one
+    expect(of('Gid:\t0\t0\t0\t0\nGroups:\t\nNStgid:\t9\n', 'Groups')).toEqual([]);
+    // the last line without its newline
+    expect(of('Name:\tsh\nNSpid:\t42', 'NSpid')).toEqual([42]);
+    // the first line of the file
+    expect(of('Tgid:\t77\nPid:\t78\n', 'Tgid')).toEqual([77]);
+  });
+
+  it('matches whole keys at the start of a line only', () => {
+    // "NSpid" must not match "NSpgid", nor "Pid" match "PPid" or "TracerPid"; a value never matches a key
+    expect(of('NSpgid:\t5\nPPid:\t1\nTracerPid:\t0\nName:\tPid:\nPid:\t3\n', 'Pid')).toEqual([3]);
+    expect(of('NSpgid:\t5\n', 'NSpid')).toBeUndefined();
+    expect(of('Name:\tsh\n', 'NSpid')).toBeUndefined();
+    expect(of('', 'NSpid')).toBeUndefined();
+  });
+
+  it('reads a live status file through ProcFile as the text parser does', () => {
+    const pf = new ProcFile(4096);
+    expect(pf.read(`/proc/${process.pid}/status`)).toBeGreaterThan(0);
+    const text = pf.text();
+    const line = (k: string): number[] => text.split('\n').find((l) => l.startsWith(`${k}:`))!
+      .slice(k.length + 1).trim().split(/\s+/).filter(Boolean).map(Number);
+    expect(pf.keyNumbers('NSpid')).toEqual(line('NSpid'));
+    expect(pf.keyNumbers('Groups')).toEqual(line('Groups'));
+    expect(pf.keyNumbers('Tgid')).toEqual([process.pid]);
   });
 });

@@ -15,6 +15,8 @@
  *   -R N  repeat the whole exchange N times on the same socket (prints "ROUND i" lines)
  *   -p OFF  write getpid() (u32) at byte offset OFF of the request (e.g. 40: task_diag_pid.pid)
  *   -H MS   keep the socket open this many ms before closing it (after -m)
+ *   -W      keep the socket open until standard input reaches end of file (after -m): the invoker
+ *           decides when, however slow the machine
  *
  * Handing a socket with a dump in progress to another process (SCM_RIGHTS over a unix socket pair):
  *   -X REQ:RD  the requester REQ opens the socket, sends the request and reads -k datagrams; then the
@@ -273,6 +275,27 @@ static const char *print_dgram(unsigned char *buf, int len, int bufsz)
 	return why;
 }
 
+/* -W: hold the socket until standard input ends */
+#define HOLD_UNTIL_EOF (-1)
+
+/* Keep the socket open: `hold` ms, or until standard input reaches end of file (HOLD_UNTIL_EOF). */
+static void hold_open(int hold)
+{
+	char c[64];
+
+	if (hold == HOLD_UNTIL_EOF) {
+		for (;;) {
+			ssize_t n = read(0, c, sizeof(c));
+
+			if (n > 0 || (n < 0 && errno == EINTR))
+				continue;
+			break;
+		}
+	} else if (hold > 0) {
+		usleep(hold * 1000);
+	}
+}
+
 /* read datagrams until NLMSG_DONE/ERROR, a timeout or (max > 0) `max` of them; prints them; 1 when the dump ended */
 static const char *drain(int fd, int bufsz, int max, int *nd)
 {
@@ -383,8 +406,7 @@ static int handoff(const char *spec, const char *fam, unsigned char *req, int rl
 			printf("END %s\n", why ? why : "max");
 			fflush(stdout);
 		}
-		if (hold)
-			usleep(hold * 1000);
+		hold_open(hold);
 		close(fd);
 		/* the requester may be gone already (-q): then nobody waits for this */
 		if (send(go[0], "D", 1, MSG_NOSIGNAL) != 1 && !(quick && errno == EPIPE))
@@ -418,7 +440,7 @@ int main(int argc, char **argv)
 	const char *fam = "TASKDIAG";
 	unsigned char req[4096];
 
-	while ((opt = getopt(argc, argv, "b:d:m:PTF:R:p:H:X:k:c:q")) != -1) {
+	while ((opt = getopt(argc, argv, "b:d:m:PTF:R:p:H:WX:k:c:q")) != -1) {
 		switch (opt) {
 		case 'b': bufsz = atoi(optarg); break;
 		case 'd': delay = atoi(optarg); break;
@@ -429,6 +451,7 @@ int main(int argc, char **argv)
 		case 'R': rounds = atoi(optarg); break;
 		case 'p': pidoff = atoi(optarg); break;
 		case 'H': hold = atoi(optarg); break;
+		case 'W': hold = HOLD_UNTIL_EOF; break;
 		case 'X': hand = optarg; break;
 		case 'k': first = atoi(optarg); break;
 		case 'c': nfix = atoi(optarg); break;
@@ -504,8 +527,7 @@ int main(int argc, char **argv)
 		if (!strcmp(why, "max") || !strcmp(why, "timeout"))
 			break;
 	}
-	if (hold)
-		usleep(hold * 1000);
+	hold_open(hold);
 	close(fd);
 	return 0;
 }

@@ -27,7 +27,7 @@ import {
   TASK_DIAG_DUMP_ALL, TASK_DIAG_DUMP_CHILDREN, TASK_DIAG_DUMP_SUBTREE, TASK_DIAG_DUMP_THREADS,
   TASK_DIAG_SHOW_CRED, TASK_DIAG_SHOW_EXT, TaskDiagClient, type TaskDiagFeatures, type TaskDiagReply,
 } from '../../netlink/taskdiag.js';
-import type { Mask64, OptionalField, Task } from '../task.js';
+import { ROBUST_LIST_HEAD_SIZE, type Mask64, type OptionalField, type Task } from '../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from './source.js';
 import { fillFromProc } from '../nsread.js';
 
@@ -36,8 +36,11 @@ export const TASKDIAG_HINT =
 
 /** Fields a plain v1 provider + the stat/status reads leave undefined. */
 export const V1_MISSING: readonly OptionalField[] = ['securebits', 'personality', 'futexRla', 'futexRlaLen'];
-/** Fields the provider's attribute 65 leaves undefined (only the robust list head is sent, not its length). */
-export const EXT_MISSING: readonly OptionalField[] = ['futexRlaLen'];
+/**
+ * Fields the provider's attribute 65 leaves undefined: none (it sends the robust list head; the length is
+ * the one set_robust_list(2) accepts).
+ */
+export const EXT_MISSING: readonly OptionalField[] = [];
 
 function missingFamily(e: unknown): boolean {
   return e instanceof NetlinkError && e.code === 'ENOENT' && e.operation.startsWith('nlctrl getfamily');
@@ -204,6 +207,7 @@ export class TaskDiagSource implements Source {
       t.rtPriority = x.rtPriority;
       t.exitCode = x.exitCode;
       t.futexRla = Number(x.robustList);
+      t.futexRlaLen = ROBUST_LIST_HEAD_SIZE;
     } else if (this.features.ext === false) {
       this.complement(t);
     }

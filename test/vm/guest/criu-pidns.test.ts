@@ -16,10 +16,9 @@ import { KIND, decodeImage, readImages, schemas } from '../../../src/image/index
 
 const NSTREE = join(process.cwd(), 'test/fixtures/nstree.py');
 const SOURCES = ['taskdiag', 'procfs', 'bpf'] as const;
-/** core fields each source cannot fill (its `missing` list): procfs has no securebits in /proc, the
- * TASKDIAG extension attribute carries no robust-list length */
+/** core fields each source cannot fill (its `missing` list): procfs has no securebits in /proc */
 const NOT_READ: Record<(typeof SOURCES)[number], string[]> = {
-  taskdiag: ['thread_core.futex_rla_len'], procfs: ['creds.secbits'], bpf: [],
+  taskdiag: [], procfs: ['creds.secbits'], bpf: [],
 };
 
 let child: ChildProcess;

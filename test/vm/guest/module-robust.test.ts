@@ -115,13 +115,23 @@ describe('module unload and reload', () => {
     const many = await startTree<{ leader: number; n: number }>(['many', '200']);
     try {
       const req = request({ dump: true, show: SHOW_CRED, strategy: DUMP_SUBTREE, pid: 1 });
-      const holder = spawn(TDPROBE, ['-b', '4096', '-m', '1', '-H', '4000', req.toString('hex')], { stdio: ['ignore', 'pipe', 'inherit'] });
-      await new Promise<void>((res) => holder.stdout!.once('data', () => res()));
-      await new Promise((res) => setTimeout(res, 300));
+      // -W: after its one datagram the holder keeps the socket until we close its standard input
+      const holder = spawn(TDPROBE, ['-b', '4096', '-m', '1', '-W', req.toString('hex')], { stdio: ['pipe', 'pipe', 'inherit'] });
+      const exited = new Promise<void>((res) => holder.on('exit', () => res()));
+      let out = '';
       let err = '';
-      try { rmmod(); } catch (e) { err = String((e as { stderr: Buffer }).stderr); }
+      try {
+        await new Promise<void>((res) => {
+          holder.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); });
+          void exited.then(() => res());
+        });
+        expect(out).toContain('END max');
+        try { rmmod(); } catch (e) { err = String((e as { stderr: Buffer }).stderr); }
+      } finally {
+        holder.stdin!.end();
+      }
       expect(err).toMatch(/in use|busy/i);
-      await new Promise<void>((res) => holder.on('exit', () => res()));
+      await exited;
       rmmod();
       insmod();
       expect(decodeAll(probe(req)).done).toBe(0);

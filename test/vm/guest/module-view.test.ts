@@ -219,8 +219,9 @@ describe('what a dump holds is released on every path', () => {
     it(`${spec}: socket closed by the reader mid-dump -> views released, module unloads cleanly`, async () => {
       // each recv() of a dump also produces the next batch: 2.5N tasks make sure that the reader's one
       // datagram leaves more to come in any of the four views
-      const c = spawn(TDPROBE, ['-X', spec, '-b', '4096', '-k', '1', '-m', '1', '-H', '1500', '-c', String(5 * N / 2), ALL.toString('hex')], {
-        stdio: ['ignore', 'pipe', 'inherit'],
+      // -W: the reader keeps the socket, its dump unfinished, until we close its standard input
+      const c = spawn(TDPROBE, ['-X', spec, '-b', '4096', '-k', '1', '-m', '1', '-W', '-c', String(5 * N / 2), ALL.toString('hex')], {
+        stdio: ['pipe', 'pipe', 'inherit'],
       });
       let out = '';
       const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
@@ -228,10 +229,14 @@ describe('what a dump holds is released on every path', () => {
         c.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); });
         void exited.then(() => res());
       });
-      await ended;
-      expect(out).toContain('END max');
-      expect(dumpViews(), 'the open dump holds one view').toBe(1);
-      expect(rmmod(), 'the open dump pins the module').toMatch(/in use|busy/i);
+      try {
+        await ended;
+        expect(out).toContain('END max');
+        expect(dumpViews(), 'the open dump holds one view').toBe(1);
+        expect(rmmod(), 'the open dump pins the module').toMatch(/in use|busy/i);
+      } finally {
+        c.stdin!.end();
+      }
       expect(await exited).toBe(0);
       expect(await settle()).toBe(0);
       expect(rmmod()).toBe('');

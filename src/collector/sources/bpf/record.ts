@@ -33,7 +33,7 @@
  *   232  n×u32 groups     the first n = min(ngroups, 32) groups
  *   232 + 4n
  */
-import { NS_KINDS, type Mask64, type NsIds, type Task, type TaskState } from '../../task.js';
+import { NS_KINDS, ROBUST_LIST_HEAD_SIZE, type Mask64, type NsIds, type Task, type TaskState } from '../../task.js';
 
 /** size of the fixed part; the groups follow */
 export const HEADER_SIZE = 232;
@@ -47,8 +47,6 @@ export const MAX_GROUPS = 32;
 export const BIT_NO_NEW_PRIVS = 0x1;
 export const BIT_UNDECIDED = 0x2;
 export const BIT_NO_SECCOMP = 0x4;
-/** sizeof(struct robust_list_head), what get_robust_list(2) reports as the length */
-export const ROBUST_LIST_HEAD_SIZE = 24;
 
 /** Byte offset of every member of struct td_task, by its C name (checked against the object's DWARF). */
 export const FIELD_OFFSETS = {
