@@ -14,6 +14,12 @@
  *      listing at all;
  *   3. read /proc/PID/task/TID/children of every (stopped) thread: the children not seen yet form the next
  *      level (a stopped process cannot fork any more; a fork in progress completes before the stop).
+ *   With a scan (FreezeOptions.scan: the bpf source reads every task's pid, tgid, ppid and state in one
+ *   iteration), a level of DEFAULT_SCAN_MIN processes or more is found and checked from one scan taken while
+ *   every task seized so far is stopped, instead of step 3's children files and step 1's stat files: a
+ *   process whose parent in the scan is a process of the tree is in the next level, and its state there is
+ *   its state before our freeze. Such a scan also shows a thread created between the scan that found its
+ *   process and the seize; it is seized (step 2) before the children are looked for.
  *   When a task exited or was found a zombie during the seize, its children may have been reparented to a
  *   subreaper of the tree already scanned, so the children of every process are read once more, and again
  *   until a pass finds nothing new. The number of scans of one level and of these passes is bounded by

@@ -30,6 +30,7 @@ export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task, TaskScan, TaskState } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
 import { readNsPid } from '../../nsread.js';
+import { ProcFile } from '../../procfile.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
   recNsDepth, recNsIds, recNsPid, RAW_NUMBERS, rawState,
@@ -193,29 +194,12 @@ function subtreeIndexes(v: RecordView, root: number, threads: boolean): number[]
   return out;
 }
 
+let statusFile: ProcFile | undefined;
+
 /** Groups beyond the record's MAX_GROUPS come from /proc/TGID/task/TID/status (rare). */
 function fullGroups(task: Task): number[] | undefined {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${task.tgid}/task/${task.pid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const i = status.indexOf('\nGroups:');
-  if (i < 0) return undefined;
-  const groups: number[] = [];
-  let n = -1;
-  for (let k = i + 8; k < status.length; k++) {
-    const c = status.charCodeAt(k);
-    if (c >= 48 && c <= 57) {
-      n = (n < 0 ? 0 : n * 10) + (c - 48);
-    } else {
-      if (n >= 0) groups.push(n);
-      n = -1;
-      if (c === 10) break;
-    }
-  }
-  return groups;
+  const f = (statusFile ??= new ProcFile(4096));
+  return f.read(`/proc/${task.tgid}/task/${task.pid}/status`) > 0 ? f.keyNumbers('Groups') : undefined;
 }
 
 function decodeAt(v: RecordView, i: number): Task {
