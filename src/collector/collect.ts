@@ -144,7 +144,8 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     try {
       opts.onPhase?.('collect');
       t0 = performance.now();
-      tasks = await source.collectTree(root, { rootLevel, namespaces });
+      // when the freezer's last scan already saw the tree held still, the source builds the tasks from it
+      tasks = await source.collectTree(root, { rootLevel, namespaces, lastScan: frozen.scanned === true });
       if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
       for (const t of tasks) {
         const s = frozen.states.get(t.pid);

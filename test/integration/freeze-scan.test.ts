@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
-import { PtraceSession } from '../../src/collector/freeze/ptrace.js';
+import { ptraceFreezer, PtraceSession } from '../../src/collector/freeze/ptrace.js';
 import { BpfSource } from '../../src/collector/sources/bpf/bpf.js';
 import { NoProcessError } from '../../src/errors.js';
 import { killAllTrees, spawnTree } from '../helpers/tree.js';
@@ -147,4 +147,35 @@ describe('ptrace freezer with a scan', () => {
       await tree.kill();
     }
   }, 120_000);
+
+  it('the last scan of a settled freeze gives the same tasks as a new iteration of the frozen tree, field by field', async () => {
+    const tree = await spawnTree({ procs: 300, fanout: 150, threads: 1, all: true });
+    const other = await BpfSource.open({ pinPath: undefined });
+    try {
+      const fr = await ptraceFreezer.freeze(tree.root, { scan: () => bpf.scanTree(tree.root) });
+      try {
+        expect(fr.scanned).toBe(true);
+        const reads = bpf.stats().roundTrips!;
+        const fromScan = bpf.collectTreeSync(tree.root, { namespaces: true, lastScan: true });
+        // no new iteration was read
+        expect(bpf.stats().roundTrips).toBe(reads);
+        const fresh = other.collectTreeSync(tree.root, { namespaces: true });
+        const byPid = (ts: typeof fresh) => [...ts].sort((a, b) => a.pid - b.pid);
+        expect(fromScan.length).toBe(tree.tids.length);
+        expect(byPid(fromScan)).toEqual(byPid(fresh));
+        // asked again, it reads anew (the scan is used once)
+        bpf.collectTreeSync(tree.root, { lastScan: true });
+        expect(bpf.stats().roundTrips).toBeGreaterThan(reads);
+      } finally {
+        await fr.thaw();
+      }
+      // a freeze without a scan, or one whose last step was not a scan, never offers one
+      const plain = await ptraceFreezer.freeze(tree.root);
+      expect(plain.scanned).toBe(false);
+      await plain.thaw();
+    } finally {
+      other.close();
+      await tree.kill();
+    }
+  });
 });

@@ -21,6 +21,12 @@ export interface FrozenTree {
    * is not part of the tree).
    */
   readonly frozen?: ReadonlySet<number>;
+  /**
+   * The last scan the freezer took (FreezeOptions.scan) saw the whole tree held still: every task in it was
+   * stopped or a zombie, and the freezer seized nothing after it. The source may build its records from
+   * that iteration instead of a new one (TreeOptions.lastScan).
+   */
+  readonly scanned?: boolean;
   /** Put every task back as it was. Idempotent; tasks that vanished meanwhile are not an error. */
   thaw(): Promise<void>;
 }

@@ -122,6 +122,8 @@ export class PtraceSession {
   readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0, cloned: 0, scans: 0 };
   private dirty = false;
   private released = false;
+  /** the last scan found nothing new and nothing was seized after it (FrozenTree.scanned) */
+  settledScan = false;
   private readonly timeoutMs: number;
   private readonly self = process.pid;
   private readonly scanTree: (() => TaskScan) | undefined;
@@ -189,6 +191,7 @@ export class PtraceSession {
    * list of each thread, and when that finds many children, one scan gives their parents and states.
    */
   private findNext(pids: number[]): Next {
+    this.settledScan = false;
     if (this.scanTree && pids.length >= this.scanMin) return this.nextFromScan();
     const level = this.scanChildren(pids);
     return { level, scan: this.scanTree && level.length >= this.scanMin ? this.takeScan() : undefined };
@@ -237,6 +240,7 @@ export class PtraceSession {
         if (c !== tgid[k] || this.procs.has(c) || !this.procs.has(ppid[k])) continue;
         this.register(c, ppid[k], level);
       }
+      this.settledScan = level.length === 0;
       return { level, scan: sc };
     }
   }
@@ -335,6 +339,7 @@ export class PtraceSession {
       throw new SysError('ptrace(PTRACE_SEIZE)', -r, tid);
     }
     this.stats.seized++;
+    this.settledScan = false;
     this.seized.set(tid, { tgid, st: St.Pending, groupStop: false });
     p.threads.add(tid);
     // the state read just before the seize; a job-control stop ('T') is confirmed by its group-stop report
@@ -444,6 +449,7 @@ export class PtraceSession {
   private adopt(child: number, parentTgid: number): void {
     const tgid = readTgid(child) ?? parentTgid;
     this.stats.seized++;
+    this.settledScan = false;
     this.stats.cloned++;
     this.seized.set(child, { tgid, st: St.Pending, groupStop: false });
     this.states.set(child, 'R');
@@ -570,6 +576,7 @@ export const ptraceFreezer: Freezer = {
       states: session.states,
       tracerPid: process.pid,
       frozen: new Set(session.seized.keys()),
+      scanned: session.settledScan,
       async thaw(): Promise<void> {
         session.release();
         guard.release();

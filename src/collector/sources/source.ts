@@ -21,6 +21,11 @@ export interface TreeOptions {
   rootLevel?: number;
   /** fill Task.ns (namespace inode numbers) for every task */
   namespaces?: boolean;
+  /**
+   * The tree has not changed since this source's last scanTree(root) (a freezer took it with every task
+   * stopped): a source that kept that iteration builds the tasks from it instead of reading the tree again.
+   */
+  lastScan?: boolean;
 }
 
 export interface Source {

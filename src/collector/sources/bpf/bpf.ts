@@ -232,6 +232,8 @@ export class BpfSource implements Source {
   readonly missing: readonly OptionalField[] = [];
   private reads = 0;
   private syscalls = 0;
+  /** the records of the last scanTree, valid until the next read */
+  private last: { root: number; view: RecordView; rows: number[] } | undefined;
   private constructor(private readonly loaded: LoadedIterator | undefined, readonly pinned: string | undefined) {}
 
   /** Use the pinned iterator when one is readable at opts.pinPath, else load one (needs the capabilities). */
@@ -252,6 +254,7 @@ export class BpfSource implements Source {
   }
 
   private read(root: number, leadersOnly: boolean): RecordView {
+    this.last = undefined;
     let fd: number;
     if (this.loaded) {
       this.loaded.configure(root, leadersOnly);
@@ -275,7 +278,8 @@ export class BpfSource implements Source {
    * nested deeper has its NSpid read from /proc.
    */
   collectTreeSync(root: number, opts: TreeOptions = {}): Task[] {
-    const sel = this.records({ root, threads: true });
+    const sel = opts.lastScan && this.last?.root === root ? this.last : this.records({ root, threads: true });
+    this.last = undefined;
     const tasks = decodeRows(sel);
     const { view, rows } = sel;
     const level = opts.rootLevel ?? 0;
@@ -296,6 +300,7 @@ export class BpfSource implements Source {
   /** The subtree's pid, tgid, ppid and state, from one iteration, without building Task records. */
   scanTree(root: number): TaskScan {
     const { view, rows } = this.records({ root, threads: true });
+    this.last = { root, view, rows };
     const n = rows.length;
     const pid = new Uint32Array(n), tgid = new Uint32Array(n), ppid = new Uint32Array(n);
     const state: TaskState[] = new Array(n);
