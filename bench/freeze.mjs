@@ -3,6 +3,8 @@
  * Freezer benchmark: freeze + thaw of an idle tree of 1,000 and 10,000 processes (test/fixtures/freeze-churn.c,
  * fanout 100, moved into a fresh cgroup v2 group so both freezers work on the same tree):
  *   - ptrace: tdcollect's ptrace freezer (seize + interrupt + wait every task, children scans, detach);
+ *   - ptrace (bpf scan): the same with the large levels found and checked in one scan of the bpf source
+ *     (FreezeOptions.scan, what collect() does when the source is bpf);
  *   - cgroup (kernel): the bare v2 freeze — write 1 to cgroup.freeze, poll cgroup.events until frozen 1,
  *     write 0 — the floor any cgroup freezer pays;
  *   - cgroup (tdcollect): tdcollect's cgroup freezer, which also reads every task's pre-freeze state,
@@ -93,6 +95,21 @@ export async function run(opts = {}) {
           pt.push(performance.now() - t0);
         }
         if (seized !== tasks) throw new Error(`ptrace seized ${seized} of ${tasks} tasks`);
+        // ptrace with the large levels found and checked in one bpf scan (what collect() does with the bpf
+        // source), alternating with the /proc-only runs above on the same tree
+        const sf = [], st = [];
+        if (bpf) {
+          for (let i = 0; i < runs; i++) {
+            let t0 = performance.now();
+            const s = new PtraceSession(tree.root, { scan: () => bpf.scanTree(tree.root) });
+            s.run();
+            sf.push(performance.now() - t0);
+            if (s.stats.seized !== tasks) throw new Error(`ptrace (bpf scan) seized ${s.stats.seized} of ${tasks} tasks`);
+            t0 = performance.now();
+            s.release();
+            st.push(performance.now() - t0);
+          }
+        }
         // bare cgroup v2 freeze
         const kf = [], kt = [];
         for (let i = 0; i < runs; i++) {
@@ -138,6 +155,7 @@ export async function run(opts = {}) {
           results[`${name}@${tasks}`] = { tasks, freezeMs: F, thawMs: T, totalMs: F + T, usPerTaskFreeze: (F * 1000) / tasks, runs };
         };
         add('ptrace', pf, pt);
+        if (bpf) add('ptrace (bpf scan)', sf, st);
         add('cgroup (kernel)', kf, kt);
         add('cgroup (tdcollect)', cf, ct);
         if (bpf) add('cgroup (tdcollect, bpf pre-read)', bf, bt);

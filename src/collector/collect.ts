@@ -3,7 +3,6 @@
  * The tree is thawed on every path out of here (success, error, exception); signal handling lives in the
  * freezers, which also register their own clean-up for SIGINT/SIGTERM/SIGHUP.
  */
-import { readFileSync } from 'node:fs';
 import { hostname, release } from 'node:os';
 import { NoProcessError, UnavailableError, UsageError, PermissionError } from '../errors.js';
 import { FREEZERS } from './freeze/index.js';
@@ -11,12 +10,14 @@ import type { FreezeOptions } from './freeze/freezer.js';
 import { openSource } from './open-source.js';
 import type { Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
-import { parseNsPid, readNsPidChain } from './nsread.js';
+import { readNsPidChain } from './nsread.js';
+import { DENIED, GONE, ProcFile } from './procfile.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
 
 export const FORMAT_VERSION = 1;
 const PF_KTHREAD = 0x00200000;
+let rootFile: ProcFile | undefined;
 
 export interface CollectOptions {
   /** root process id (a tgid) */
@@ -51,36 +52,26 @@ export function parsePid(text: string | number): number {
  * (outermost first) when /proc shows one.
  */
 export function checkRoot(root: number): number[] | undefined {
-  let stat: string;
-  try {
-    stat = readFileSync(`/proc/${root}/stat`, 'latin1');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT' || code === 'ESRCH') throw new NoProcessError(root);
-    if (code === 'EACCES' || code === 'EPERM') {
-      throw new PermissionError('CAP_SYS_PTRACE', root, `cannot read /proc/${root}/stat: needs CAP_SYS_PTRACE for pid ${root}`);
-    }
-    throw e;
+  const f = (rootFile ??= new ProcFile(4096));
+  const n = f.read(`/proc/${root}/stat`);
+  if (n === GONE || n === 0) throw new NoProcessError(root);
+  if (n === DENIED) {
+    throw new PermissionError('CAP_SYS_PTRACE', root, `cannot read /proc/${root}/stat: needs CAP_SYS_PTRACE for pid ${root}`);
   }
-  const close = stat.lastIndexOf(')');
-  const fields = stat.slice(close + 2).split(' ');
-  const flags = Number(fields[6]);
+  // "pid (comm) state ppid pgrp session tty_nr tpgid flags ...": comm ends at the last ')'
+  f.pos = f.buf.lastIndexOf(0x29, n - 1) + 2;
+  f.skip(6);
+  const flags = f.int();
   if (flags & PF_KTHREAD) {
     throw new NoProcessError(root, `pid ${root} is a kernel thread; only user-space trees can be dumped`);
   }
   // /proc/TID/stat exists for threads too, but a thread cannot root a process tree
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${root}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const i = status.indexOf('\nTgid:');
-  const tgid = i < 0 ? undefined : parseInt(status.slice(i + 6), 10);
+  if (f.read(`/proc/${root}/status`) <= 0) return undefined;
+  const tgid = f.keyNumbers('Tgid')?.[0];
   if (tgid !== undefined && tgid !== root) {
     throw new NoProcessError(root, `pid ${root} is a thread of process ${tgid}; give the process id`);
   }
-  return parseNsPid(status);
+  return f.keyNumbers('NSpid');
 }
 
 /**
@@ -148,13 +139,19 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     if (method === 'cgroup' && source.name !== 'procfs' && !freezeOptions.preRead) {
       freezeOptions.preRead = () => source.collectTree(root);
     }
+    // the ptrace freezer finds and checks a large level of the tree in one scan instead of two /proc files
+    // per task
+    if (method === 'ptrace' && source.scanTree && !freezeOptions.scan) {
+      freezeOptions.scan = () => source.scanTree!(root);
+    }
     const frozen = await freezer.freeze(root, freezeOptions);
     timings.freeze = performance.now() - t0;
     let tasks: Task[];
     try {
       opts.onPhase?.('collect');
       t0 = performance.now();
-      tasks = await source.collectTree(root, { rootLevel, namespaces });
+      // when the freezer's last scan already saw the tree held still, the source builds the tasks from it
+      tasks = await source.collectTree(root, { rootLevel, namespaces, lastScan: frozen.scanned === true });
       if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
       for (const t of tasks) {
         const s = frozen.states.get(t.pid);

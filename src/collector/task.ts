@@ -23,6 +23,19 @@ export const ROBUST_LIST_HEAD_SIZE = 24;
 export type TaskState = 'R' | 'S' | 'D' | 'T' | 't' | 'X' | 'Z' | 'P' | 'I';
 export const TASK_STATES: readonly TaskState[] = ['R', 'S', 'D', 'T', 't', 'X', 'Z', 'P', 'I'];
 
+/**
+ * Every task of a tree reduced to what a freezer needs before it stops them, in columns (one row per thread,
+ * in any order): pid, tgid, ppid (the parent process's tgid) and state, all read in one pass. Sources that
+ * read a whole tree in a few round trips give it (Source.scanTree).
+ */
+export interface TaskScan {
+  count: number;
+  pid: Uint32Array;
+  tgid: Uint32Array;
+  ppid: Uint32Array;
+  state: TaskState[];
+}
+
 export interface Task {
   // identity (task_diag_msg)
   /** thread id */

@@ -74,11 +74,16 @@ export function* processes(top: Process): Generator<Process> {
 
 /** Tasks in pstree order: each process's leader then its threads, processes depth first. */
 export function orderTasks(tasks: readonly Task[], root: number): Task[] {
-  const out: Task[] = [];
-  for (const p of processes(buildTree(tasks, root))) {
-    out.push(p.leader);
-    for (const t of p.threads) out.push(t);
+  const out: Task[] = new Array(tasks.length);
+  let n = 0;
+  const stack: Process[] = [buildTree(tasks, root)];
+  while (stack.length) {
+    const p = stack.pop()!;
+    out[n++] = p.leader;
+    for (let i = 0; i < p.threads.length; i++) out[n++] = p.threads[i];
+    for (let i = p.children.length - 1; i >= 0; i--) stack.push(p.children[i]);
   }
+  out.length = n;
   return out;
 }
 

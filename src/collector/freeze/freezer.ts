@@ -2,7 +2,7 @@
  * The interface every freezer implements: ptrace (seize + interrupt every thread), cgroup (the v2
  * cgroup.freeze or the v1 freezer) and none (a live, racy snapshot).
  */
-import type { FreezeMethod, TaskState } from '../task.js';
+import type { FreezeMethod, TaskScan, TaskState } from '../task.js';
 
 export interface FrozenTree {
   /** state of each task (by tid) before our freeze, for every task the freezer saw */
@@ -21,6 +21,12 @@ export interface FrozenTree {
    * is not part of the tree).
    */
   readonly frozen?: ReadonlySet<number>;
+  /**
+   * The last scan the freezer took (FreezeOptions.scan) saw the whole tree held still: every task in it was
+   * stopped or a zombie, and the freezer seized nothing after it. The source may build its records from
+   * that iteration instead of a new one (TreeOptions.lastScan).
+   */
+  readonly scanned?: boolean;
   /** Put every task back as it was. Idempotent; tasks that vanished meanwhile are not an error. */
   thaw(): Promise<void>;
 }
@@ -36,6 +42,14 @@ export interface FreezeOptions {
    * tree in a few round trips (bpf, taskdiag).
    */
   preRead?: () => Promise<ReadonlyArray<PreReadTask>>;
+  /**
+   * ptrace freezer: read the tree's tasks (pid, tgid, ppid, state) in one pass, synchronously. A level of
+   * at least `scanMin` processes is then found and checked from one scan instead of one children list per
+   * thread and one /proc/PID/stat per task. collect() passes its source's scanTree here when it has one.
+   */
+  scan?: () => TaskScan;
+  /** ptrace freezer: the smallest level read with `scan` (default DEFAULT_SCAN_MIN) */
+  scanMin?: number;
 }
 
 /** What the cgroup freezer needs of each task before freezing. */

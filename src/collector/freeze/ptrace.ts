@@ -14,6 +14,12 @@
  *      listing at all;
  *   3. read /proc/PID/task/TID/children of every (stopped) thread: the children not seen yet form the next
  *      level (a stopped process cannot fork any more; a fork in progress completes before the stop).
+ *   With a scan (FreezeOptions.scan: the bpf source reads every task's pid, tgid, ppid and state in one
+ *   iteration), a level of DEFAULT_SCAN_MIN processes or more is found and checked from one scan taken while
+ *   every task seized so far is stopped, instead of step 3's children files and step 1's stat files: a
+ *   process whose parent in the scan is a process of the tree is in the next level, and its state there is
+ *   its state before our freeze. Such a scan also shows a thread created between the scan that found its
+ *   process and the seize; it is seized (step 2) before the children are looked for.
  *   When a task exited or was found a zombie during the seize, its children may have been reparented to a
  *   subreaper of the tree already scanned, so the children of every process are read once more, and again
  *   until a pass finds nothing new. The number of scans of one level and of these passes is bounded by
@@ -32,7 +38,7 @@
 import { FreezeError, PermissionError } from '../../errors.js';
 import * as pt from '../../sys/ptrace.js';
 import { errnoValue, SysError } from '../../sys/libc.js';
-import type { TaskState } from '../task.js';
+import type { TaskScan, TaskState } from '../task.js';
 import type { Freezer, FreezeOptions, FrozenTree } from './freezer.js';
 import { guardFreeze } from './guard.js';
 import { listThreads, readChildren, readStat, readTgid, readTracer, readWchan, type StatInfo } from './procread.js';
@@ -42,6 +48,12 @@ import { recoverStaleFreezes } from './statefile.js';
 export const MAX_PASSES = 8;
 /** Default bound on waiting for one batch of tasks to stop. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
+/**
+ * With a scan (FreezeOptions.scan), a level of at least this many processes is read from one scan of the
+ * tree: one pass costs about as much as a hundred or two /proc reads (a 10,000-task iteration is ~10 ms,
+ * a stat or children file ~10-20 µs).
+ */
+export const DEFAULT_SCAN_MIN = 128;
 
 const ESRCH = errnoValue('ESRCH');
 const EPERM = errnoValue('EPERM');
@@ -66,6 +78,21 @@ interface Proc {
 
 const enum St { Pending, Stopped }
 
+/** A scan with its rows indexed by pid. */
+interface Scan {
+  scan: TaskScan;
+  /** row of each tid */
+  row: Map<number, number>;
+  /** tgids with more than one thread in the scan */
+  multi: Set<number>;
+}
+
+/** The next level of processes, and the scan it was found in (taken while their parents were stopped). */
+interface Next {
+  level: number[];
+  scan: Scan | undefined;
+}
+
 interface Seized {
   tgid: number;
   st: St;
@@ -83,6 +110,8 @@ export interface PtraceFreezeStats {
   reinjected: number;
   /** tasks the kernel attached for us at a clone (PTRACE_O_TRACECLONE) */
   cloned: number;
+  /** scans of the whole tree (FreezeOptions.scan) */
+  scans: number;
 }
 
 /** One seize of one tree. Exported for tests and the benchmark; use ptraceFreezer.freeze(). */
@@ -90,14 +119,20 @@ export class PtraceSession {
   readonly states = new Map<number, TaskState>();
   readonly procs = new Map<number, Proc>();
   readonly seized = new Map<number, Seized>();
-  readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0, cloned: 0 };
+  readonly stats: PtraceFreezeStats = { passes: 0, seized: 0, zombies: 0, vanished: 0, reinjected: 0, cloned: 0, scans: 0 };
   private dirty = false;
   private released = false;
+  /** the last scan found nothing new and nothing was seized after it (FrozenTree.scanned) */
+  settledScan = false;
   private readonly timeoutMs: number;
   private readonly self = process.pid;
+  private readonly scanTree: (() => TaskScan) | undefined;
+  private readonly scanMin: number;
 
   constructor(readonly root: number, opts: FreezeOptions = {}) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.scanTree = opts.scan;
+    this.scanMin = Math.max(1, opts.scanMin ?? DEFAULT_SCAN_MIN);
   }
 
   /** Seize the whole tree. On failure everything seized so far is released before the error is thrown. */
@@ -106,9 +141,9 @@ export class PtraceSession {
       throw new FreezeError(`cannot freeze the tree of ${this.root}: it is tdcollect itself; run it from outside the tree`, this.root);
     }
     try {
-      let level = [this.root];
       this.procs.set(this.root, { tgid: this.root, parent: undefined, threads: new Set(), dead: false, multi: false });
-      while (level.length) level = this.doLevel(level);
+      let next: Next = { level: [this.root], scan: undefined };
+      while (next.level.length) next = this.doLevel(next);
       for (let pass = 0; this.dirty; pass++) {
         if (pass >= MAX_PASSES) {
           throw new FreezeError(
@@ -117,8 +152,8 @@ export class PtraceSession {
         }
         this.dirty = false;
         this.stats.passes++;
-        let fresh = this.scanChildren([...this.procs.keys()]);
-        while (fresh.length) fresh = this.doLevel(fresh);
+        next = this.findNext([...this.procs.keys()]);
+        while (next.level.length) next = this.doLevel(next);
       }
     } catch (e) {
       this.release();
@@ -126,21 +161,103 @@ export class PtraceSession {
     }
   }
 
-  /** Seize one level of processes (already registered in procs); returns the next level. */
-  private doLevel(level: number[]): number[] {
+  /**
+   * Seize one level of processes (already registered in procs); returns the next level. A level of at least
+   * scanMin processes found in a scan is checked against that scan (parent and state of each, read while
+   * the parents were stopped); a smaller one against /proc/PID/stat just before each seize.
+   */
+  private doLevel({ level, scan }: Next): Next {
     this.stats.passes++;
+    const pre = level.length >= this.scanMin ? scan : undefined;
     // 1. leaders
     const batch: number[] = [];
     for (const pid of level) {
       const p = this.procs.get(pid)!;
-      this.attach(pid, pid, p.parent, batch);
+      this.attach(pid, pid, p.parent, batch, pre);
     }
     this.waitAll(batch);
     // 2. threads of multi-threaded processes, until a listing finds nothing new
-    let todo = level.filter((pid) => {
+    this.threadRounds(level.filter((pid) => {
       const p = this.procs.get(pid);
       return p !== undefined && (p.multi || p.dead);
-    });
+    }));
+    // 3. children of every thread
+    return this.findNext(level);
+  }
+
+  /**
+   * The processes below these (stopped) ones that are not known yet. A large set of parents is read from
+   * one scan (it also finds a process reparented to any process of the tree); a small one from the children
+   * list of each thread, and when that finds many children, one scan gives their parents and states.
+   */
+  private findNext(pids: number[]): Next {
+    this.settledScan = false;
+    if (this.scanTree && pids.length >= this.scanMin) return this.nextFromScan();
+    const level = this.scanChildren(pids);
+    return { level, scan: this.scanTree && level.length >= this.scanMin ? this.takeScan() : undefined };
+  }
+
+  private takeScan(): Scan {
+    const scan = this.scanTree!();
+    this.stats.scans++;
+    const row = new Map<number, number>();
+    const multi = new Set<number>();
+    for (let k = 0; k < scan.count; k++) {
+      const tid = scan.pid[k];
+      row.set(tid, k);
+      if (tid !== scan.tgid[k]) multi.add(scan.tgid[k]);
+    }
+    return { scan, row, multi };
+  }
+
+  /**
+   * One scan while every seized task is stopped: a thread of a seized process that is not ours yet (created
+   * between the scan its process was found in and the seize) is seized first, and the tree scanned again;
+   * then every process whose parent is a process of the tree and that is not known yet is the next level.
+   */
+  private nextFromScan(): Next {
+    for (let round = 0; ; round++) {
+      const sc = this.takeScan();
+      const { count, pid, tgid, ppid } = sc.scan;
+      const grew: number[] = [];
+      for (let k = 0; k < count; k++) {
+        const tid = pid[k];
+        if (tid === tgid[k]) continue;
+        const p = this.procs.get(tgid[k]);
+        if (p && !p.threads.has(tid) && !grew.includes(p.tgid)) grew.push(p.tgid);
+      }
+      if (grew.length) {
+        if (round >= MAX_PASSES) {
+          throw new FreezeError(
+            `process ${grew[0]} keeps creating threads: still new ones after ${MAX_PASSES} scans`, grew[0]);
+        }
+        this.threadRounds(grew);
+        continue;
+      }
+      const level: number[] = [];
+      for (let k = 0; k < count; k++) {
+        const c = pid[k];
+        if (c !== tgid[k] || this.procs.has(c) || !this.procs.has(ppid[k])) continue;
+        this.register(c, ppid[k], level);
+      }
+      this.settledScan = level.length === 0;
+      return { level, scan: sc };
+    }
+  }
+
+  /** Register process c, found below parent, in procs and the level. */
+  private register(c: number, parent: number, level: number[]): void {
+    if (c === this.self) {
+      throw new FreezeError(
+        `tdcollect itself (pid ${c}) is inside the tree of ${this.root}: run it from outside the tree`, c);
+    }
+    // a process the kernel attached at a clone() may have threads we have not listed
+    this.procs.set(c, { tgid: c, parent, threads: new Set(), dead: false, multi: this.seized.has(c) });
+    level.push(c);
+  }
+
+  /** Seize the threads of these processes not seized yet, until a listing finds nothing new. */
+  private threadRounds(todo: number[]): void {
     for (let round = 0; todo.length; round++) {
       if (round >= MAX_PASSES) {
         throw new FreezeError(
@@ -162,8 +279,6 @@ export class PtraceSession {
       this.waitAll(more);
       todo = grew;
     }
-    // 3. children of every thread
-    return this.scanChildren(level);
   }
 
   /** Read the children of every thread of these processes; register and return those not seen yet. */
@@ -177,14 +292,7 @@ export class PtraceSession {
         kids.length = 0;
         readChildren(pid, tid, kids);
         for (const c of kids) {
-          if (this.procs.has(c)) continue;
-          if (c === this.self) {
-            throw new FreezeError(
-              `tdcollect itself (pid ${c}) is inside the tree of ${this.root}: run it from outside the tree`, c);
-          }
-          // a process the kernel attached at a clone() may have threads we have not listed
-          this.procs.set(c, { tgid: c, parent: pid, threads: new Set(), dead: false, multi: this.seized.has(c) });
-          next.push(c);
+          if (!this.procs.has(c)) this.register(c, pid, next);
         }
       }
     }
@@ -199,18 +307,31 @@ export class PtraceSession {
    * pid be handed out again after a whole cycle of the pid space, in the microseconds between the read and
    * the seize; collect() would still refuse the snapshot: every frozen task must be in it.)
    */
-  private attach(tid: number, tgid: number, expectPpid: number | undefined, batch: number[]): void {
+  private attach(tid: number, tgid: number, expectPpid: number | undefined, batch: number[], pre?: Scan): void {
     const p = this.procs.get(tgid)!;
     if (this.seized.has(tid)) {
       // attached by the kernel at a clone of a task we had seized (PTRACE_O_TRACECLONE)
       p.threads.add(tid);
       return;
     }
-    const path = tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`;
-    const before: StatInfo | undefined = readStat(path);
-    if (!before) return this.vanish(tid, tgid);
-    if (expectPpid !== undefined && before.ppid !== expectPpid) return this.notOurs(tid, tgid);
-    if (before.state === 'Z' || before.state === 'X') return this.zombie(tid, p);
+    let state: TaskState, ppid: number, multi: boolean;
+    if (pre) {
+      // parent and state from the scan, read while the parents were stopped
+      const k = pre.row.get(tid);
+      if (k === undefined) return this.vanish(tid, tgid);
+      state = pre.scan.state[k];
+      ppid = pre.scan.ppid[k];
+      multi = pre.multi.has(tid);
+    } else {
+      const path = tid === tgid ? `/proc/${tid}/stat` : `/proc/${tgid}/task/${tid}/stat`;
+      const before: StatInfo | undefined = readStat(path);
+      if (!before) return this.vanish(tid, tgid);
+      state = before.state;
+      ppid = before.ppid;
+      multi = before.numThreads > 1;
+    }
+    if (expectPpid !== undefined && ppid !== expectPpid) return this.notOurs(tid, tgid);
+    if (state === 'Z' || state === 'X') return this.zombie(tid, p);
     const r = pt.seize(tid, pt.PTRACE_O_TRACECLONE);
     if (r < 0) {
       if (r === -ESRCH) return this.vanish(tid, tgid);
@@ -218,11 +339,12 @@ export class PtraceSession {
       throw new SysError('ptrace(PTRACE_SEIZE)', -r, tid);
     }
     this.stats.seized++;
+    this.settledScan = false;
     this.seized.set(tid, { tgid, st: St.Pending, groupStop: false });
     p.threads.add(tid);
     // the state read just before the seize; a job-control stop ('T') is confirmed by its group-stop report
-    this.states.set(tid, before.state === 't' ? 'T' : before.state);
-    if (tid === tgid && before.numThreads > 1) p.multi = true;
+    this.states.set(tid, state === 't' ? 'T' : state);
+    if (tid === tgid && multi) p.multi = true;
     const ri = pt.interrupt(tid);
     if (ri < 0 && ri !== -ESRCH) throw new SysError('ptrace(PTRACE_INTERRUPT)', -ri, tid);
     // on ESRCH it is exiting; waitpid reports the exit
@@ -327,6 +449,7 @@ export class PtraceSession {
   private adopt(child: number, parentTgid: number): void {
     const tgid = readTgid(child) ?? parentTgid;
     this.stats.seized++;
+    this.settledScan = false;
     this.stats.cloned++;
     this.seized.set(child, { tgid, st: St.Pending, groupStop: false });
     this.states.set(child, 'R');
@@ -453,6 +576,7 @@ export const ptraceFreezer: Freezer = {
       states: session.states,
       tracerPid: process.pid,
       frozen: new Set(session.seized.keys()),
+      scanned: session.settledScan,
       async thaw(): Promise<void> {
         session.release();
         guard.release();

@@ -2,7 +2,7 @@
  * The interface every source implements. A source returns Task records and nothing else; ordering,
  * consistency checks and the snapshot header are the collector's business (walk.ts, collect.ts).
  */
-import type { OptionalField, SourceName, Task } from '../task.js';
+import type { OptionalField, SourceName, Task, TaskScan } from '../task.js';
 
 export interface SourceStats {
   /** system calls issued since open(), where the source counts them */
@@ -21,6 +21,11 @@ export interface TreeOptions {
   rootLevel?: number;
   /** fill Task.ns (namespace inode numbers) for every task */
   namespaces?: boolean;
+  /**
+   * The tree has not changed since this source's last scanTree(root) (a freezer took it with every task
+   * stopped): a source that kept that iteration builds the tasks from it instead of reading the tree again.
+   */
+  lastScan?: boolean;
 }
 
 export interface Source {
@@ -32,6 +37,12 @@ export interface Source {
    * namespace), in any order, with what `opts` asks for. Throws NoProcessError when root does not exist.
    */
   collectTree(root: number, opts?: TreeOptions): Promise<Task[]>;
+  /**
+   * Optional, for sources that read a whole tree in one round trip: the subtree's pid, tgid, ppid and state
+   * only, synchronously (the ptrace freezer reads it between its stops, on the thread that holds the
+   * tracees). Throws NoProcessError when root does not exist.
+   */
+  scanTree?(root: number): TaskScan;
   /** Every task the caller may see (for `ps`); threads only when asked. */
   collectAll(opts: { threads: boolean }): Promise<Task[]>;
   stats(): SourceStats;

@@ -27,12 +27,13 @@ async function loadSysBpf(): Promise<SysBpf> {
 }
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
-import type { OptionalField, Task } from '../../task.js';
+import type { OptionalField, Task, TaskScan, TaskState } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
 import { readNsPid } from '../../nsread.js';
+import { ProcFile } from '../../procfile.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
-  recNsDepth, recNsIds, recNsPid,
+  recNsDepth, recNsIds, recNsPid, RAW_NUMBERS, rawState,
   viewRecords, type RecordView,
 } from './record.js';
 
@@ -193,29 +194,12 @@ function subtreeIndexes(v: RecordView, root: number, threads: boolean): number[]
   return out;
 }
 
+let statusFile: ProcFile | undefined;
+
 /** Groups beyond the record's MAX_GROUPS come from /proc/TGID/task/TID/status (rare). */
 function fullGroups(task: Task): number[] | undefined {
-  let status: string;
-  try {
-    status = readFileSync(`/proc/${task.tgid}/task/${task.pid}/status`, 'latin1');
-  } catch {
-    return undefined;
-  }
-  const i = status.indexOf('\nGroups:');
-  if (i < 0) return undefined;
-  const groups: number[] = [];
-  let n = -1;
-  for (let k = i + 8; k < status.length; k++) {
-    const c = status.charCodeAt(k);
-    if (c >= 48 && c <= 57) {
-      n = (n < 0 ? 0 : n * 10) + (c - 48);
-    } else {
-      if (n >= 0) groups.push(n);
-      n = -1;
-      if (c === 10) break;
-    }
-  }
-  return groups;
+  const f = (statusFile ??= new ProcFile(4096));
+  return f.read(`/proc/${task.tgid}/task/${task.pid}/status`) > 0 ? f.keyNumbers('Groups') : undefined;
 }
 
 function decodeAt(v: RecordView, i: number): Task {
@@ -248,6 +232,8 @@ export class BpfSource implements Source {
   readonly missing: readonly OptionalField[] = [];
   private reads = 0;
   private syscalls = 0;
+  /** the records of the last scanTree, valid until the next read */
+  private last: { root: number; view: RecordView; rows: number[] } | undefined;
   private constructor(private readonly loaded: LoadedIterator | undefined, readonly pinned: string | undefined) {}
 
   /** Use the pinned iterator when one is readable at opts.pinPath, else load one (needs the capabilities). */
@@ -268,6 +254,7 @@ export class BpfSource implements Source {
   }
 
   private read(root: number, leadersOnly: boolean): RecordView {
+    this.last = undefined;
     let fd: number;
     if (this.loaded) {
       this.loaded.configure(root, leadersOnly);
@@ -291,7 +278,8 @@ export class BpfSource implements Source {
    * nested deeper has its NSpid read from /proc.
    */
   collectTreeSync(root: number, opts: TreeOptions = {}): Task[] {
-    const sel = this.records({ root, threads: true });
+    const sel = opts.lastScan && this.last?.root === root ? this.last : this.records({ root, threads: true });
+    this.last = undefined;
     const tasks = decodeRows(sel);
     const { view, rows } = sel;
     const level = opts.rootLevel ?? 0;
@@ -307,6 +295,23 @@ export class BpfSource implements Source {
       }
     }
     return tasks;
+  }
+
+  /** The subtree's pid, tgid, ppid and state, from one iteration, without building Task records. */
+  scanTree(root: number): TaskScan {
+    const { view, rows } = this.records({ root, threads: true });
+    this.last = { root, view, rows };
+    const n = rows.length;
+    const pid = new Uint32Array(n), tgid = new Uint32Array(n), ppid = new Uint32Array(n);
+    const state: TaskState[] = new Array(n);
+    for (let k = 0; k < n; k++) {
+      const w = view.start[rows[k]];
+      pid[k] = RAW_NUMBERS.pid(view, w)!;
+      tgid[k] = RAW_NUMBERS.tgid(view, w)!;
+      ppid[k] = RAW_NUMBERS.ppid(view, w)!;
+      state[k] = rawState(view, w);
+    }
+    return { count: n, pid, tgid, ppid, state };
   }
 
   async collectAll(opts: { threads: boolean }): Promise<Task[]> {

@@ -206,14 +206,41 @@ export function recNsDepth(v: RecordView, i: number): number { return v.u32[v.st
 /** the task's pid in its own pid namespace */
 export function recNsPid(v: RecordView, i: number): number { return v.u32[v.start[i] + W.nsPid]; }
 
-/** Task.ns of record i: the namespace inode numbers the kernel gave (0 = none), undefined when none. */
+/*
+ * The tasks of a tree mostly share one set of namespaces: a direct-mapped cache of the eight inode numbers
+ * gives them one frozen NsIds object (verified word for word, so it never changes a result).
+ */
+const NS_CACHE = 64;
+const nsWords = new Uint32Array(NS_CACHE * NS_KINDS.length);
+const nsVal: (NsIds | undefined)[] = new Array(NS_CACHE).fill(undefined);
+
+/**
+ * Task.ns of record i: the namespace inode numbers the kernel gave (0 = none), undefined when none. The
+ * object is frozen and may be shared by tasks with the same namespaces.
+ */
 export function recNsIds(v: RecordView, i: number): NsIds | undefined {
+  const u32 = v.u32;
   const w = v.start[i] + W.ns;
+  const n = NS_KINDS.length;
+  let h = 0;
+  for (let k = 0; k < n; k++) h = Math.imul(h ^ u32[w + k], 0x9e3779b1);
+  h = (h >>> 26) & (NS_CACHE - 1);
+  const c = h * n;
+  const hit = nsVal[h];
+  if (hit !== undefined) {
+    let same = true;
+    for (let k = 0; k < n; k++) if (nsWords[c + k] !== u32[w + k]) { same = false; break; }
+    if (same) return hit;
+  }
   let ids: NsIds | undefined;
-  for (let k = 0; k < NS_KINDS.length; k++) {
-    const inum = v.u32[w + k];
+  for (let k = 0; k < n; k++) {
+    const inum = u32[w + k];
     if (inum !== 0) (ids ??= {})[NS_KINDS[k]] = inum;
   }
+  if (ids === undefined) return undefined;
+  Object.freeze(ids);
+  nsVal[h] = ids;
+  for (let k = 0; k < n; k++) nsWords[c + k] = u32[w + k];
   return ids;
 }
 
