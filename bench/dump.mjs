@@ -14,14 +14,16 @@
  * grows linearly with the number of tasks grows by the size ratio, 30× from 1k to 30k).
  *
  * What the write figure measures, and what it must not. On ext4 without a journal the kernel will not reuse
- * an inode freed less than 30 s ago (dirty_expire_centisecs): every create scans past all such inodes of its
+ * an inode freed less than 60 s ago, or 360 s while its inode-table block is not yet written back
+ * (recently_deleted() in fs/ext4/ialloc.c): every create scans past all such inodes of its
  * block group first, so creating 10,000 files just after deleting 10,000 costs 10 to 20 times as much as
  * creating them on a fresh file system, all of it kernel time. A benchmark that removes each dump before the
  * next one measures that scan, not the writer. So every dump written here is kept until the end of the run
  * (the space is checked first) and only then removed, outside any timing; no dump's creates meet inodes
  * this run freed (what other processes free on the same file system they still meet, and a run started
- * within 30 s of the previous run's removal meets that: leave 30 s between runs). What a user who replaces a large dump with --force (within
- * 30 s of the previous replacement) pays is measured separately, as its own row: `dump --force (replacing)`
+ * within minutes of the previous run's removal meets that: leave a few minutes between runs, or point
+ * BENCH_DUMP_DIR at a file system with a journal). What a user who replaces a large dump with --force (within
+ * minutes of the previous replacement) pays is measured separately, as its own row: `dump --force (replacing)`
  * writes each round over the previous round's dump of that row, so its creates meet the inodes of the dump
  * it replaced a round before, as the user's would.
  *
