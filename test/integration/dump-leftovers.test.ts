@@ -94,7 +94,8 @@ describe('leftovers of killed dumps', () => {
     for (let i = 0; i < 10 && !sawOld; i++) sawOld = await killWhen(parent, name, 'old');
     expect(sawOld).toBe(true);
     expect(litter().some((n) => n.startsWith(`.${name}.old-`))).toBe(true);
-    expect(litter().some((n) => n.startsWith(`.${name}.tmp-`))).toBe(false);
+    // (a kill that fell between moving the old dump aside and renaming the new one in leaves the new one's
+    // .tmp as well: the dump below must remove both, which its final listing checks)
     // what must stay: a live writer's leftover (this process), another pid namespace's, another target's,
     // a file, names of another form
     const tag = ownerTag();
