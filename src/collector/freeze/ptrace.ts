@@ -331,7 +331,7 @@ export class PtraceSession {
       multi = before.numThreads > 1;
     }
     if (expectPpid !== undefined && ppid !== expectPpid) return this.notOurs(tid, tgid);
-    if (state === 'Z' || state === 'X') return this.zombie(tid, p);
+    if (state === 'Z' || state === 'X') return this.exited(tid, p);
     const r = pt.seize(tid, pt.PTRACE_O_TRACECLONE);
     if (r < 0) {
       if (r === -ESRCH) return this.vanish(tid, tgid);
@@ -360,6 +360,16 @@ export class PtraceSession {
     this.dirty = true;
   }
 
+  /**
+   * A task found dead (Z or X) before the seize. A leader stays, a zombie, until its parent reaps it; a thread
+   * other than the leader is released by the kernel as it exits (nobody waits for it), so it is about to leave
+   * the thread list and is not part of the tree.
+   */
+  private exited(tid: number, p: Proc): void {
+    if (tid === p.tgid) this.zombie(tid, p);
+    else this.vanish(tid, p.tgid);
+  }
+
   private zombie(tid: number, p: Proc): void {
     this.stats.zombies++;
     p.threads.add(tid);
@@ -372,7 +382,7 @@ export class PtraceSession {
   private seizeDenied(tid: number, p: Proc): void {
     const info = readTracer(tid);
     if (!info) return this.vanish(tid, p.tgid);
-    if (info.state === 'Z' || info.state === 'X') return this.zombie(tid, p);
+    if (info.state === 'Z' || info.state === 'X') return this.exited(tid, p);
     if (info.tracerPid !== 0) {
       throw new FreezeError(
         `cannot freeze task ${tid}: it is already traced by pid ${info.tracerPid} (detach that debugger or tracer, or use --freeze cgroup)`,
