@@ -122,7 +122,7 @@ describe('module unload and reload', () => {
       let err = '';
       try {
         await new Promise<void>((res) => {
-          holder.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); });
+          holder.stdout!.on('data', (d: Buffer) => { out += d.toString(); if (/^END \w+\n/m.test(out)) res(); });
           void exited.then(() => res());
         });
         expect(out).toContain('END max');

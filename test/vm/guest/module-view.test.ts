@@ -226,7 +226,7 @@ describe('what a dump holds is released on every path', () => {
       let out = '';
       const exited = new Promise<number | null>((res) => c.on('exit', (code) => res(code)));
       const ended = new Promise<void>((res) => {
-        c.stdout.on('data', (d: Buffer) => { out += d.toString(); if (out.includes('END ')) res(); });
+        c.stdout.on('data', (d: Buffer) => { out += d.toString(); if (/^END \w+\n/m.test(out)) res(); });
         void exited.then(() => res());
       });
       try {
