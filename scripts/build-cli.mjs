@@ -8,8 +8,10 @@
 //
 // - dist/cli/commander.js is replaced by scripts/commander-bundled.mjs, so commander is bundled too.
 // - node:child_process (commander loads it for executable subcommands, which tdcollect has none of; it pulls
-//   in net, streams and dgram) and node:crypto (a cgroup freeze's state file name) are loaded on first use
-//   instead of at start: about 4 ms of CPU each.
+//   in net, streams and dgram), node:crypto (a cgroup freeze's state file name) and node:worker_threads (the
+//   image writer's worker, for large dumps only; it pulls in streams) are loaded on first use instead of at
+//   start: 2-4 ms of CPU each. So is node:module (createRequire, which the bundle has no use for: it runs
+//   with a require), which loads Node's ES module loader: 0.6 ms.
 // - Native and optional-native packages (koffi, msgpackr) stay outside and load from node_modules.
 // - Each file starts with `// tdcollect-bundle NAME SHA256`, the digest of the rest of the file: the key of
 //   its code cache, computed here once instead of at every start.
@@ -73,7 +75,7 @@ await build({
       b.onLoad({ filter: /.*/, namespace: 'builtin' }, (args) => ({ contents: `module.exports = require('node:${args.path}');`, loader: 'js' }));
       // Node modules that cost milliseconds to load and that a command uses only on some of its paths are loaded
       // when first used: an object with a getter per export, each loading the module
-      b.onResolve({ filter: /^(node:)?(child_process|crypto)$/ }, (args) =>
+      b.onResolve({ filter: /^(node:)?(child_process|crypto|worker_threads|module)$/ }, (args) =>
         args.namespace === 'lazy-builtin' ? undefined : { path: args.path.replace(/^node:/, ''), namespace: 'lazy-builtin' });
       b.onLoad({ filter: /.*/, namespace: 'lazy-builtin' }, async (args) => {
         const keys = Object.keys(await import(`node:${args.path}`)).filter((k) => k !== 'default');

@@ -11,6 +11,8 @@ import { processOwner } from '../collector/owner.js';
 import { beginWrite, type PendingWrite } from '../image/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
+import { now } from '../sys/clock.js';
+import { isatty } from '../sys/fs.js';
 
 export interface DumpCliOptions extends StreamCliOptions {
   root: string;
@@ -77,7 +79,7 @@ export function register(program: Command): void {
     const freeze = parseFreeze(opts.freeze);
     const dir = opts.output ? resolve(opts.output) : undefined;
     if (dir) precheckOutput(dir, !!opts.force);
-    const progress = new Progress({ quiet: !!opts.quiet });
+    const progress = new Progress({ quiet: !!opts.quiet, isTTY: isatty(2) });
     // a large dump starts writing while the tree is still frozen (a worker thread stages the core images
     // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
     let pending: PendingWrite | undefined;
@@ -92,13 +94,13 @@ export function register(program: Command): void {
         onPhase: progress.onPhase,
         ...(dir ? {
           onCollected: async (tasks) => {
-            const t = performance.now();
+            const t = now();
             pending = await beginWrite(tasks, dir, writeOpts);
-            writeMs += performance.now() - t;
+            writeMs += now() - t;
           },
         } : {}),
       });
-      const t0 = performance.now();
+      const t0 = now();
       if (dir) {
         progress.phase('write', snapshot.tasks.length);
         // begun by onCollected before the thaw (here only if collect() did not call it)
@@ -108,7 +110,7 @@ export function register(program: Command): void {
       } else {
         await streamToStdout(snapshot.info, snapshot.tasks, opts.format);
       }
-      snapshot.info.timings.write = writeMs + performance.now() - t0;
+      snapshot.info.timings.write = writeMs + now() - t0;
       progress.done();
       if (opts.stats) process.stderr.write(formatStats(snapshot.info));
       return 0;

@@ -10,16 +10,25 @@
  *   if (opts.stats) process.stderr.write(formatStats(snap.info));
  */
 import type { DumpInfo } from '../collector/task.js';
+import { now } from '../sys/clock.js';
 
 export interface ProgressOptions {
   /** --quiet: never draw */
   quiet?: boolean;
   /** where to draw (default process.stderr); drawing happens only if it is a TTY */
   stream?: NodeJS.WritableStream & { isTTY?: boolean; columns?: number };
+  /**
+   * whether the stream is a terminal, when the caller knows it without the stream (process.stderr is
+   * made on first use, and for a terminal that loads Node's tty, net and stream modules: about 5 ms; with
+   * this given, a command that ends before the first draw never makes it)
+   */
+  isTTY?: boolean;
   /** draw even if the stream is not a TTY (tests) */
   force?: boolean;
   /** minimum ms between redraws (default 100) */
   interval?: number;
+  /** ms from the first phase to the first draw (default: interval): a short command draws nothing */
+  delay?: number;
 }
 
 const PHASE_LABEL: Record<string, string> = { freeze: 'freezing', collect: 'collecting', thaw: 'thawing', write: 'writing' };
@@ -28,8 +37,10 @@ const BAR = 24;
 /** A one-line progress display: "[#####-------------------]  collecting  120/500  0.4s". */
 export class Progress {
   readonly enabled: boolean;
-  private readonly out: NonNullable<ProgressOptions['stream']>;
+  private readonly stream: ProgressOptions['stream'];
   private readonly interval: number;
+  private readonly delay: number;
+  private begun = -1;
   private label = '';
   private total: number | undefined;
   private current = 0;
@@ -40,9 +51,14 @@ export class Progress {
   private drawn = false;
 
   constructor(opts: ProgressOptions = {}) {
-    this.out = opts.stream ?? process.stderr;
-    this.enabled = !opts.quiet && (opts.force || this.out.isTTY === true);
+    this.stream = opts.stream;
+    this.enabled = !opts.quiet && (opts.force || (opts.isTTY ?? this.out.isTTY) === true);
     this.interval = opts.interval ?? 100;
+    this.delay = opts.delay ?? this.interval;
+  }
+
+  private get out(): NonNullable<ProgressOptions['stream']> {
+    return this.stream ?? process.stderr;
   }
 
   /** Start a phase; `total` makes a bar, without it the line shows a moving marker and the elapsed time. */
@@ -51,7 +67,8 @@ export class Progress {
     this.label = PHASE_LABEL[label] ?? label;
     this.total = total;
     this.current = 0;
-    this.started = performance.now();
+    this.started = now();
+    if (this.begun < 0) this.begun = this.started;
     this.draw(true);
     if (!this.timer) {
       this.timer = setInterval(() => this.draw(false), this.interval);
@@ -81,7 +98,7 @@ export class Progress {
 
   /** The text of the line (without the carriage return and erase). */
   line(): string {
-    const secs = ((performance.now() - this.started) / 1000).toFixed(1);
+    const secs = ((now() - this.started) / 1000).toFixed(1);
     let bar: string;
     let count = '';
     if (this.total !== undefined && this.total > 0) {
@@ -96,9 +113,10 @@ export class Progress {
   }
 
   private draw(force: boolean): void {
-    const now = performance.now();
-    if (!force && now - this.lastDraw < this.interval) return;
-    this.lastDraw = now;
+    const t = now();
+    if (t - this.begun < this.delay) return;
+    if (!force && t - this.lastDraw < this.interval) return;
+    this.lastDraw = t;
     this.tick++;
     let text = this.line();
     const cols = this.out.columns;

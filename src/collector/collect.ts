@@ -14,6 +14,7 @@ import { readNsPidChain } from './nsread.js';
 import { DENIED, GONE, ProcFile } from './procfile.js';
 import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
+import { now } from '../sys/clock.js';
 
 export const FORMAT_VERSION = 1;
 const PF_KTHREAD = 0x00200000;
@@ -132,7 +133,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const timings: Snapshot['info']['timings'] = {};
   try {
     opts.onPhase?.('freeze');
-    let t0 = performance.now();
+    let t0 = now();
     const freezeOptions: FreezeOptions = { ...opts.freezeOptions };
     // the cgroup freezer needs every task's state before the freeze: a source that reads the whole tree in
     // a few round trips gives them far cheaper than one /proc read per task
@@ -145,11 +146,11 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       freezeOptions.scan = () => source.scanTree!(root);
     }
     const frozen = await freezer.freeze(root, freezeOptions);
-    timings.freeze = performance.now() - t0;
+    timings.freeze = now() - t0;
     let tasks: Task[];
     try {
       opts.onPhase?.('collect');
-      t0 = performance.now();
+      t0 = now();
       // when the freezer's last scan already saw the tree held still, the source builds the tasks from it
       tasks = await source.collectTree(root, { rootLevel, namespaces, lastScan: frozen.scanned === true });
       if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
@@ -160,13 +161,13 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       }
       tasks = orderTasks(tasks, root);
       if (rootLevel > 0) translatePids(tasks, root, rootLevel);
-      timings.collect = performance.now() - t0;
+      timings.collect = now() - t0;
       await opts.onCollected?.(tasks);
     } finally {
       opts.onPhase?.('thaw');
-      t0 = performance.now();
+      t0 = now();
       await frozen.thaw();
-      timings.thaw = performance.now() - t0;
+      timings.thaw = now() - t0;
     }
     let processes = 0;
     for (const t of tasks) if (t.pid === t.tgid) processes++;

@@ -4,7 +4,8 @@
  * The build (`npm run build`, scripts/gen-schemas.mjs) compiles the .proto files ahead of time into
  * schemas.gen.ts beside this module: every message's fields as plain data, which the strict decoder of
  * framing.ts walks, and a static encoder (the code protobufjs generates for Type.encode, printed at build time)
- * over protobufjs/minimal's Writer. Nothing parses .proto text, builds reflection or compiles code at run time.
+ * over pbwriter.ts's Writer (protobufjs/minimal's Writer API, the same bytes). Nothing parses .proto text,
+ * builds reflection or compiles code at run time.
  * parseProtoFiles() still parses the .proto files with protobufjs's full build, for the tests that hold the
  * generated module to them. The proto/ directory is found relative to this module: src/image/ and dist/image/
  * both sit two levels below the package root.
@@ -13,7 +14,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import type protobuf from 'protobufjs';
-import type { Writer } from 'protobufjs/minimal.js';
+import type { Writer } from './pbwriter.js';
 import { TdError, EXIT } from '../errors.js';
 import { MESSAGES } from './schemas.gen.js';
 

@@ -56,8 +56,10 @@ export interface IterRead {
   reads: number;
 }
 
-// 4 MiB holds 10,000 tasks without growing; the pages are only touched as the reads fill them
-let scratch = Buffer.allocUnsafe(4 << 20);
+// 4 MiB holds 10,000 tasks without growing; the pages are only touched as the reads fill them. Made on the
+// first drain: a command that never reads an iterator does not carry 4 MiB of external memory (which counts
+// towards V8's garbage-collection pressure).
+let scratch = Buffer.alloc(0);
 
 /**
  * Read an iterator fd to its end with 32 KiB read(2) calls into one growing buffer, then close the fd.
@@ -69,7 +71,7 @@ export function drainIter(fd: number): IterRead {
   try {
     for (;;) {
       if (scratch.length - len < ITER_READ_SIZE) {
-        const bigger = Buffer.allocUnsafe(scratch.length * 2);
+        const bigger = Buffer.allocUnsafe(Math.max(4 << 20, scratch.length * 2));
         scratch.copy(bigger, 0, 0, len);
         scratch = bigger;
       }

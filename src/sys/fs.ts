@@ -11,3 +11,10 @@ const syncfsFn = libc.func('int syncfs(int fd)');
 export function syncfs(fd: number): number {
   return syncfsFn(fd) < 0 ? -lastErrno() : 0;
 }
+
+const isattyFn = libc.func('int isatty(int fd)');
+
+/** Whether fd is a terminal, without making Node's stream for it (process.stderr.isTTY loads tty and net). */
+export function isatty(fd: number): boolean {
+  return isattyFn(fd) === 1;
+}

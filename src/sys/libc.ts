@@ -2,11 +2,42 @@
  * The one place that loads libc with koffi. Other files of src/sys/ declare their functions on `libc`
  * and turn failures into SysError with `sysFail`.
  */
-import koffi from 'koffi';
+import type koffiModule from 'koffi';
+import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import { TdError, EXIT } from '../errors.js';
 
-export { koffi };
+type Koffi = typeof koffiModule;
+
+/**
+ * koffi's prebuilt binary for this platform, loaded directly, else koffi as its package loads it.
+ *
+ * koffi's package entry (koffi/index.cjs) finds its binary through the package's "exports" (Node's ES module
+ * resolver, loaded for it), compiles two files of loader that no code cache holds, reads Node's own ELF
+ * headers to tell glibc from musl and wraps a few deprecated functions: 8-12 ms of every command's start,
+ * for a binary that is always node_modules/@koromix/koffi-<platform>-<arch>/<platform>_<arch>/koffi.node.
+ * That file is required here first; on musl its load fails and the musl one is tried, as koffi's own loader
+ * does when its detection fails. Anything else (another layout, an architecture whose binary name carries
+ * an ABI, a major version this code was not written for) takes koffi's package entry.
+ */
+function loadKoffi(): Koffi {
+  // the CommonJS bundle of the command line has a require (and node:module is not loaded for it); the ES
+  // module build makes one
+  const req = typeof require === 'function' ? require : createRequire(import.meta.url);
+  const { platform, arch } = process;
+  if (platform === 'linux' && (arch === 'x64' || arch === 'arm64' || arch === 'ia32')) {
+    for (const libcName of ['linux', 'musl']) {
+      try {
+        const native = req(`@koromix/koffi-${platform}-${arch}/${libcName}_${arch}/koffi.node`) as Koffi & { version?: string };
+        if (typeof native.version === 'string' && native.version.startsWith('3.')) return native;
+        break;
+      } catch { /* not this one */ }
+    }
+  }
+  return req('koffi') as Koffi;
+}
+
+export const koffi: Koffi = loadKoffi();
 export const libc = koffi.load('libc.so.6');
 
 const ERRNO_NAMES: Map<number, string> = new Map();

@@ -5,6 +5,7 @@
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { FreezeError, UnavailableError, UsageError } from '../../errors.js';
+import { now } from '../../sys/clock.js';
 
 export type Hierarchy = 'v2' | 'v1';
 
@@ -224,17 +225,17 @@ const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 
 /** Wait until the cgroup reports frozen; false on timeout. Polls with a short backoff. */
 export function waitFrozen(c: Cgroup, timeoutMs: number): boolean {
-  const deadline = performance.now() + timeoutMs;
+  const deadline = now() + timeoutMs;
   let backoff = 0.05;
-  let lastKick = performance.now();
+  let lastKick = now();
   for (;;) {
     if (isFrozen(c)) return true;
-    const now = performance.now();
-    if (now > deadline) return false;
+    const t = now();
+    if (t > deadline) return false;
     // v1: FREEZING can stall on a task that was busy; writing FROZEN again retries it (CRIU does the same)
-    if (c.hierarchy === 'v1' && now - lastKick > 100) {
+    if (c.hierarchy === 'v1' && t - lastKick > 100) {
       requestFreeze(c);
-      lastKick = now;
+      lastKick = t;
     }
     Atomics.wait(sleepCell, 0, 0, backoff);
     backoff = Math.min(backoff * 2, 1);

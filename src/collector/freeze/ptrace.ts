@@ -43,6 +43,7 @@ import type { Freezer, FreezeOptions, FrozenTree } from './freezer.js';
 import { guardFreeze } from './guard.js';
 import { listThreads, readChildren, readStat, readTgid, readTracer, readWchan, type StatInfo } from './procread.js';
 import { recoverStaleFreezes } from './statefile.js';
+import { now } from '../../sys/clock.js';
 
 /** Scans of one level (threads) and extra children passes before we give up on a tree that keeps changing. */
 export const MAX_PASSES = 8;
@@ -416,7 +417,7 @@ export class PtraceSession {
   /** Wait until every task of batch has stopped (or is gone), re-injecting signals; bounded by the timeout. */
   private waitAll(batch: number[]): void {
     let pending = batch;
-    const deadline = performance.now() + this.timeoutMs;
+    const deadline = now() + this.timeoutMs;
     let backoff = 0;
     const opts = pt.__WALL | pt.WNOHANG;
     while (pending.length) {
@@ -440,7 +441,7 @@ export class PtraceSession {
       }
       pending = next;
       if (!pending.length) break;
-      if (performance.now() > deadline) this.stuck(pending);
+      if (now() > deadline) this.stuck(pending);
       if (progressed) {
         backoff = 0;
       } else {
@@ -546,9 +547,9 @@ export class PtraceSession {
       }
     }
     let list = pending;
-    const deadline = performance.now() + Math.min(this.timeoutMs, 2000);
+    const deadline = now() + Math.min(this.timeoutMs, 2000);
     const opts = pt.__WALL | pt.WNOHANG;
-    while (list.length && performance.now() < deadline) {
+    while (list.length && now() < deadline) {
       const next: number[] = [];
       for (const tid of list) {
         const w = pt.waitpid(tid, opts);
