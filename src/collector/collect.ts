@@ -3,7 +3,7 @@
  * The tree is thawed on every path out of here (success, error, exception); signal handling lives in the
  * freezers, which also register their own clean-up for SIGINT/SIGTERM/SIGHUP.
  */
-import { hostname, release } from 'node:os';
+import { hostName, kernelRelease } from '../sys/uts.js';
 import { NoProcessError, UnavailableError, UsageError, PermissionError } from '../errors.js';
 import { FREEZERS } from './freeze/index.js';
 import type { FreezeOptions } from './freeze/freezer.js';
@@ -179,8 +179,8 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
         source: source.name,
         freeze: method,
         live: method === 'none',
-        kernel: release(),
-        hostname: hostname(),
+        kernel: kernelRelease(),
+        hostname: hostName(),
         root,
         createdAt,
         processes,

@@ -9,9 +9,9 @@
  */
 import { statSync } from 'node:fs';
 import { readStat } from './freeze/procread.js';
-import { kill, errnoValue } from '../sys/ptrace.js';
+import { kill } from '../sys/ptrace.js';
+import { ESRCH } from '../sys/libc.js';
 
-const ESRCH = errnoValue('ESRCH');
 
 function pidNamespace(): number | undefined {
   try {

@@ -4,10 +4,12 @@
  */
 import type koffiModule from 'koffi';
 import { createRequire } from 'node:module';
-import { constants } from 'node:os';
+import * as os from 'node:os';
 import { TdError, EXIT } from '../errors.js';
 
 type Koffi = typeof koffiModule;
+
+const osConstants = (): typeof os.constants => os.constants;
 
 /**
  * koffi's prebuilt binary for this platform, loaded directly, else koffi as its package loads it.
@@ -40,17 +42,23 @@ function loadKoffi(): Koffi {
 export const koffi: Koffi = loadKoffi();
 export const libc = koffi.load('libc.so.6');
 
-const ERRNO_NAMES: Map<number, string> = new Map();
-for (const [name, value] of Object.entries(constants.errno)) {
-  if (!ERRNO_NAMES.has(value)) ERRNO_NAMES.set(value, name);
-}
-const ERRNO_VALUES: Record<string, number> = { ...constants.errno };
+/** errno values of asm-generic/errno-base.h, the same on every Linux architecture */
+export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, ECHILD = 10, EAGAIN = 11, EACCES = 13;
+
+// made on first use: a command that meets no error does not load node:os for them
+let errnoNames: Map<number, string> | undefined;
 
 export function errnoName(errno: number): string {
-  return ERRNO_NAMES.get(errno) ?? `E${errno}`;
+  if (!errnoNames) {
+    errnoNames = new Map();
+    for (const [name, value] of Object.entries(osConstants().errno)) {
+      if (!errnoNames.has(value)) errnoNames.set(value, name);
+    }
+  }
+  return errnoNames.get(errno) ?? `E${errno}`;
 }
 export function errnoValue(name: string): number {
-  const v = ERRNO_VALUES[name];
+  const v = (osConstants().errno as Record<string, number>)[name];
   if (v === undefined) throw new Error(`unknown errno name ${name}`);
   return v;
 }

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { execFileSync } from 'node:child_process';
 import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
-import { GenlConn, GENL_ID_CTRL } from '../../src/netlink/genl.js';
+import { familyMissing, GenlConn, GENL_ID_CTRL } from '../../src/netlink/genl.js';
 import { NetlinkError, NetlinkProtocolError } from '../../src/netlink/errors.js';
 import { attrString, attrU32, attrU8, encodeGenl } from '../../src/netlink/codec.js';
 import { taskStatsForPid, TASKSTATS_CMD_GET } from '../../src/netlink/taskstats.js';
@@ -161,6 +161,17 @@ describe('error paths', () => {
     } finally {
       c.close();
     }
+  });
+
+  it('familyMissing: true only for a name the controller answers ENOENT for; its socket is closed', () => {
+    const before = fdCount();
+    expect(familyMissing('NOSUCHFAMILY')).toBe(true);
+    // families this kernel has (the controller itself, and TASKSTATS as the list above shows)
+    expect(familyMissing('nlctrl')).toBe(false);
+    expect(familyMissing('TASKSTATS')).toBe(false);
+    // a name the controller's policy refuses (EINVAL) is not "missing": the full lookup says what it is
+    expect(familyMissing('NO_SUCH_FAMILY_XY')).toBe(false);
+    expect(fdCount()).toBe(before);
   });
 
   it('a malformed request → EINVAL; the kernel\'s extended-ack text reaches the error', () => {

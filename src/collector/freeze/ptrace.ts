@@ -37,7 +37,7 @@
  */
 import { FreezeError, PermissionError } from '../../errors.js';
 import * as pt from '../../sys/ptrace.js';
-import { errnoValue, SysError } from '../../sys/libc.js';
+import { ECHILD, EPERM, ESRCH, SysError } from '../../sys/libc.js';
 import type { TaskScan, TaskState } from '../task.js';
 import type { Freezer, FreezeOptions, FrozenTree } from './freezer.js';
 import { guardFreeze } from './guard.js';
@@ -56,9 +56,6 @@ export const DEFAULT_TIMEOUT_MS = 10_000;
  */
 export const DEFAULT_SCAN_MIN = 128;
 
-const ESRCH = errnoValue('ESRCH');
-const EPERM = errnoValue('EPERM');
-const ECHILD = errnoValue('ECHILD');
 
 const sleepCell = new Int32Array(new SharedArrayBuffer(4));
 function sleepMs(ms: number): void {

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { ProcFile } from '../procfile.js';
 import type { SourceName } from '../task.js';
 import type { SourceFactory } from './source.js';
 import { procfsFactory } from './procfs.js';
@@ -47,25 +48,22 @@ export function estimateTree(root?: number, limit = SMALL_TREE): { processes: nu
     }
   }
   const queue = [root];
+  const r = new ProcFile(1 << 13);
   let count = 0;
   for (let i = 0; i < queue.length; i++) {
     const pid = queue[i];
-    let text: string;
+    let n: number;
     try {
-      text = readFileSync(`/proc/${pid}/task/${pid}/children`, 'latin1');
+      n = r.readPids(`/proc/${pid}/task/${pid}/children`, queue);
     } catch {
+      n = -1;
+    }
+    if (n < 0) {
       if (i === 0) return undefined;
       continue;
     }
     count++;
     if (count > limit) return { processes: count, small: false };
-    let n = -1;
-    for (let k = 0; k < text.length; k++) {
-      const c = text.charCodeAt(k);
-      if (c >= 48 && c <= 57) n = (n < 0 ? 0 : n * 10) + (c - 48);
-      else if (n >= 0) { queue.push(n); n = -1; }
-    }
-    if (n >= 0) queue.push(n);
   }
   return { processes: count, small: count <= limit };
 }
