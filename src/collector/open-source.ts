@@ -4,7 +4,7 @@
  */
 import { UnavailableError } from '../errors.js';
 import { SMALL_TREE, SOURCES, estimateTree } from './sources/index.js';
-import { pinPath, pinnedReadable } from './sources/bpf/bpf.js';
+import { pinPath, pinnedReadable } from './sources/bpf/pin.js';
 import type { Probe, Source } from './sources/source.js';
 import type { SourceName } from './task.js';
 

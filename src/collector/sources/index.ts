@@ -1,18 +1,37 @@
 import { readFileSync } from 'node:fs';
 import { ProcFile } from '../procfile.js';
 import type { SourceName } from '../task.js';
-import type { SourceFactory } from './source.js';
+import type { Probe, SourceFactory } from './source.js';
 import { procfsFactory } from './procfs.js';
-import { bpfFactory } from './bpf/bpf.js';
-import { taskdiagFactory } from './taskdiag.js';
+import { taskdiagMissing } from './taskdiag-probe.js';
 
 export type { Source, SourceFactory, SourceStats, Probe, TreeOptions } from './source.js';
+
+/**
+ * A source whose module is loaded (and initialised) when it is first probed or opened, so that a command
+ * which ends up with another source does not pay for it. `precheck` may answer the probe without the module.
+ */
+function lazySource(
+  name: SourceName, load: () => Promise<SourceFactory>, precheck?: () => Probe | undefined,
+): SourceFactory {
+  return {
+    name,
+    async probe() {
+      const early = precheck?.();
+      return early ?? (await load()).probe();
+    },
+    async open() {
+      return (await load()).open();
+    },
+  };
+}
 
 /** Every source, by name. A new source is one file plus one line here. */
 export const SOURCES: Partial<Record<SourceName, SourceFactory>> = {
   procfs: procfsFactory,
-  bpf: bpfFactory,
-  taskdiag: taskdiagFactory,
+  bpf: lazySource('bpf', async () => (await import('./bpf/bpf.js')).bpfFactory),
+  // most kernels have no TASKDIAG family: said in four system calls, without the netlink client
+  taskdiag: lazySource('taskdiag', async () => (await import('./taskdiag.js')).taskdiagFactory, taskdiagMissing),
 };
 
 /**

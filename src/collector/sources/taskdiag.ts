@@ -25,16 +25,15 @@ import { NoProcessError, PermissionError, UnavailableError } from '../../errors.
 import { NetlinkError } from '../../netlink/errors.js';
 import {
   TASK_DIAG_DUMP_ALL, TASK_DIAG_DUMP_CHILDREN, TASK_DIAG_DUMP_SUBTREE, TASK_DIAG_DUMP_THREADS,
-  TASK_DIAG_SHOW_CRED, TASK_DIAG_SHOW_EXT, TASKDIAG_GENL_NAME, TaskDiagClient, type TaskDiagFeatures,
-  type TaskDiagReply,
+  TASK_DIAG_SHOW_CRED, TASK_DIAG_SHOW_EXT, TaskDiagClient, type TaskDiagFeatures, type TaskDiagReply,
 } from '../../netlink/taskdiag.js';
-import { familyMissing } from '../../netlink/genl.js';
 import { ROBUST_LIST_HEAD_SIZE, type Mask64, type OptionalField, type Task } from '../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from './source.js';
 import { fillFromProc } from '../nsread.js';
 
-export const TASKDIAG_HINT =
-  'load the provider module from kernel/ (insmod kernel/task_diag/task_diag.ko) or use --source bpf|procfs';
+import { TASKDIAG_HINT } from './taskdiag-probe.js';
+
+export { TASKDIAG_HINT };
 
 /** Fields a plain v1 provider + the stat/status reads leave undefined. */
 export const V1_MISSING: readonly OptionalField[] = ['securebits', 'personality', 'futexRla', 'futexRlaLen'];
@@ -345,10 +344,6 @@ export const taskdiagFactory: SourceFactory = {
   async probe(): Promise<Probe> {
     let c: TaskDiagClient | undefined;
     try {
-      // the common answer in four system calls; the client below says more when the family may be there
-      if (familyMissing(TASKDIAG_GENL_NAME)) {
-        return { ok: false, reason: `no TASKDIAG generic-netlink family in this kernel; ${TASKDIAG_HINT}` };
-      }
       c = TaskDiagClient.open();
       const f = c.features();
       const ext = [f.threads && 'DUMP_THREADS', f.subtree && 'DUMP_SUBTREE', f.ext && 'attribute 65'].filter(Boolean);

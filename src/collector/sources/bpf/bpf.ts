@@ -10,12 +10,12 @@
  *   CAP_BPF + CAP_PERFMON or CAP_SYS_ADMIN), attaches it once and, per collection, writes the root into the
  *   program's mmap'ed .bss so that the kernel filters the subtree itself.
  */
-import { accessSync, constants as fsConstants, existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
 import { release as osRelease } from 'node:os';
 import { NoProcessError, PermissionError, UnavailableError } from '../../../errors.js';
-import { BPFFS, drainIter, openPinnedIter } from '../../../sys/bpfiter.js';
+import { drainIter, openPinnedIter } from '../../../sys/bpfiter.js';
 // libbpf bindings (koffi) are loaded only when this process loads the program itself: reading a pinned
 // iterator needs neither
 import type { BpfObject, BpfLink } from '../../../sys/bpf.js';
@@ -32,7 +32,7 @@ import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../
 import { readNsPid } from '../../nsread.js';
 import { ProcFile } from '../../procfile.js';
 import {
-  BIT_UNDECIDED, MAX_GROUPS, RECORD_VERSION, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
+  BIT_UNDECIDED, MAX_GROUPS, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
   recNsDepth, recNsIds, recNsPid, RAW_NUMBERS, rawState,
   viewRecords, type RecordView,
 } from './record.js';
@@ -50,14 +50,8 @@ export function kernelHasBpfLoop(release = osRelease()): boolean {
   const major = Number(m[1]), minor = Number(m[2]);
   return major > 5 || (major === 5 && minor >= 17);
 }
-/** Default pin location; TDCOLLECT_BPF_PIN overrides it, and TDCOLLECT_BPF_PIN=none disables pinned use. */
-export const DEFAULT_PIN_PATH = `${BPFFS}/tdcollect/tasks-v${RECORD_VERSION}`;
-
-export function pinPath(): string | undefined {
-  const env = process.env.TDCOLLECT_BPF_PIN;
-  if (env === 'none' || env === '') return undefined;
-  return env ?? DEFAULT_PIN_PATH;
-}
+export { DEFAULT_PIN_PATH, pinPath, pinnedReadable } from './pin.js';
+import { pinPath, pinnedReadable } from './pin.js';
 
 /** Locate the built BPF object: beside this file (src/) or, when running from dist/ or the CLI bundle
  * (dist/bin/), in src/. */
@@ -84,16 +78,6 @@ export function hasBpfCaps(): boolean {
   const hi = parseInt(hex.slice(0, 8), 16);
   const has = (bit: number) => (bit < 32 ? (lo >>> bit) & 1 : (hi >>> (bit - 32)) & 1) === 1;
   return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
-}
-
-export function pinnedReadable(path: string | undefined): boolean {
-  if (!path) return false;
-  try {
-    accessSync(path, fsConstants.R_OK);
-    return true;
-  } catch {
-    return false;
-  }
 }
 
 /** A loaded and attached iterator owned by this process. */

@@ -104,7 +104,7 @@ export interface RecordView {
   start: Uint32Array;
 }
 
-let starts = new Uint32Array(16384);
+let starts = new Uint32Array(0);
 
 /**
  * Index the records of the iterator's output (length bytes of buf). Throws RangeError when the bytes do not
@@ -124,7 +124,7 @@ export function viewRecords(buf: Buffer, length: number): RecordView {
   while (w < words) {
     if (w + HEADER_SIZE / 4 > words) break;
     if (count === starts.length) {
-      const bigger = new Uint32Array(starts.length * 2);
+      const bigger = new Uint32Array(Math.max(16384, starts.length * 2));
       bigger.set(starts);
       starts = bigger;
     }
