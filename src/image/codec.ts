@@ -13,6 +13,7 @@ import {
 } from '../collector/task.js';
 import { ImageError, TdError, EXIT } from '../errors.js';
 import type { Decoded } from './framing.js';
+import type { Writer } from './pbwriter.js';
 
 /** protobufjs accepts {low, high} for 64-bit fields: no BigInt, no precision loss. */
 export interface LongBits { low: number; high: number; unsigned: true }
@@ -95,6 +96,112 @@ export function taskToPb(t: RecordedTask): Record<string, unknown> {
   }
   for (const key of REQUIRED_FIELDS) if (t[key] === undefined) bad(t, key, undefined);
   return m;
+}
+
+// writeTask's field writers: module functions (closures made per task would be garbage per task)
+let missingField: string | undefined;
+
+function wU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
+  const v = t[key];
+  if (v === undefined) { missingField ??= key; return; }
+  if (!isU32(v)) bad(t, key, v);
+  w.uint32(tag).uint32(v);
+}
+
+function wStr(w: Writer, t: RecordedTask, tag: number, key: 'state' | 'comm'): void {
+  const v = t[key];
+  if (v === undefined) { missingField ??= key; return; }
+  if (typeof v !== 'string' || (key === 'state' && !STATES.has(v))) bad(t, key, v);
+  w.uint32(tag).string(v);
+}
+
+function wMask(w: Writer, t: RecordedTask, tag: number, key: 'capInh' | 'capPrm' | 'capEff' | 'capBnd' | 'capAmb' | 'sigBlk', required: boolean): void {
+  const v = t[key];
+  if (v === undefined) { if (required) missingField ??= key; return; }
+  if (!isMask(v)) bad(t, key, v);
+  w.uint32(tag).fixed64Words(v[0] >>> 0, v[1] >>> 0);
+}
+
+function wOptU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
+  const v = t[key];
+  if (v === undefined) return;
+  if (!isU32(v)) bad(t, key, v);
+  w.uint32(tag).uint32(v);
+}
+
+function wOptS32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
+  const v = t[key];
+  if (v === undefined) return;
+  if (!isS32(v)) bad(t, key, v);
+  w.uint32(tag).sint32(v);
+}
+
+function wOptU64(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
+  const v = t[key];
+  if (v === undefined) return;
+  if (!isU64(v)) bad(t, key, v);
+  w.uint32(tag).uint64(v);
+}
+
+/**
+ * Task -> the bytes of its tdcollect.task message, appended to w: the same bytes as
+ * MESSAGES['tdcollect.task'].encode(taskToPb(t), w), and the same refusals, without the message object in
+ * between (a 10,000-task tasks.img took 180-220 ms through taskToPb, most of it making and walking those
+ * objects). Fields go out in field-number order, the order of TASK_FIELD_MAP; the tag of field n with wire
+ * type k is n << 3 | k, written as the varint the constants below hold.
+ */
+export function writeTask(w: Writer, t: RecordedTask): void {
+  const rec = t as unknown as Record<string, unknown>;
+  for (const key in rec) {
+    if (!KNOWN_TASK_KEYS.has(key) && rec[key] !== undefined) {
+      throw new ImageWriteError(`cannot write task ${t.pid}: field ${key} has no place in tasks.img`);
+    }
+  }
+  missingField = undefined;
+  wU32(w, t, 8, 'pid'); wU32(w, t, 16, 'tgid'); wU32(w, t, 24, 'ppid'); wU32(w, t, 32, 'tpid');
+  wU32(w, t, 40, 'sid'); wU32(w, t, 48, 'pgid');
+  wStr(w, t, 58, 'state'); wStr(w, t, 66, 'comm');
+  wU32(w, t, 72, 'uid'); wU32(w, t, 80, 'euid'); wU32(w, t, 88, 'suid'); wU32(w, t, 96, 'fsuid');
+  wU32(w, t, 104, 'gid'); wU32(w, t, 112, 'egid'); wU32(w, t, 120, 'sgid'); wU32(w, t, 128, 'fsgid');
+  wMask(w, t, 137, 'capInh', true); wMask(w, t, 145, 'capPrm', true); wMask(w, t, 153, 'capEff', true);
+  wMask(w, t, 161, 'capBnd', true); wMask(w, t, 169, 'capAmb', false);
+  const groups = t.groups;
+  if (groups !== undefined) {
+    if (!Array.isArray(groups) || !groups.every(isU32)) bad(t, 'groups', groups);
+    // u32_list: its values unpacked, one tag (field 1, varint) each
+    w.uint32(178).fork();
+    for (let i = 0; i < groups.length; i++) w.uint32(8).uint32(groups[i]);
+    w.ldelim();
+  }
+  wOptU32(w, t, 184, 'securebits');
+  if (t.noNewPrivs !== undefined) {
+    if (typeof t.noNewPrivs !== 'boolean') bad(t, 'noNewPrivs', t.noNewPrivs);
+    w.uint32(192).bool(t.noNewPrivs);
+  }
+  wOptU32(w, t, 200, 'seccomp'); wOptU64(w, t, 208, 'startTime'); wOptU32(w, t, 216, 'personality');
+  wOptU32(w, t, 224, 'flags'); wMask(w, t, 233, 'sigBlk', false);
+  wOptS32(w, t, 240, 'nice'); wOptU32(w, t, 248, 'policy'); wOptS32(w, t, 256, 'priority');
+  wOptU32(w, t, 264, 'rtPriority'); wOptS32(w, t, 272, 'exitCode'); wOptU64(w, t, 280, 'futexRla');
+  wOptU32(w, t, 288, 'futexRlaLen');
+  const view = t.collectorView;
+  if (view !== undefined) {
+    if (!isView(view)) bad(t, 'collectorView', view);
+    // pid_view: five required uint32s
+    w.uint32(298).fork().uint32(8).uint32(view.pid).uint32(16).uint32(view.tgid).uint32(24).uint32(view.ppid)
+      .uint32(32).uint32(view.sid).uint32(40).uint32(view.pgid).ldelim();
+  }
+  const ns = t.ns;
+  if (ns !== undefined) {
+    if (!isNs(ns)) bad(t, 'ns', ns);
+    // ns_ids: optional uint32s, field i + 1 for NS_KINDS[i]
+    w.uint32(306).fork();
+    for (let i = 0; i < NS_KINDS.length; i++) {
+      const v = ns[NS_KINDS[i]];
+      if (v !== undefined) w.uint32((i + 1) << 3).uint32(v);
+    }
+    w.ldelim();
+  }
+  if (missingField !== undefined) bad(t, missingField, undefined);
 }
 
 function u64ToNumber(file: string, offset: number, what: string, v: unknown): number {
@@ -337,6 +444,71 @@ export function coreEntry(t: RecordedTask, g: ProcessGroup, mtype: number): Reco
   }
   if (!dead) core.thread_core = threadCoreEntry(t);
   return core;
+}
+
+/**
+ * The core_entry of one thread appended to w: the same bytes as
+ * MESSAGES.core_entry.encode(coreEntry(t, g, mtype), w), and the same refusal (a task without a capability
+ * set), without the message objects in between (a dump encodes one per thread while the tree is frozen).
+ * Tags as in writeTask: field n with wire type k is n << 3 | k.
+ */
+export function writeCore(w: Writer, t: RecordedTask, g: ProcessGroup, mtype: number): void {
+  const dead = isDead(g);
+  w.uint32(8).int32(mtype);
+  if (t === g.leader) {
+    // task_core_entry: task_state, exit_code, personality, flags, blk_sigset, comm (the required ones)
+    const blk = t.sigBlk;
+    w.uint32(26).fork()
+      .uint32(8).uint32(taskState(t, dead))
+      .uint32(16).uint32((t.exitCode ?? 0) >>> 0)
+      .uint32(24).uint32(t.personality ?? 0)
+      .uint32(32).uint32(t.flags ?? 0)
+      .uint32(40).uint64Words(blk ? blk[0] >>> 0 : 0, blk ? blk[1] >>> 0 : 0)
+      .uint32(50).string(t.comm)
+      .ldelim();
+  }
+  if (dead) return;
+  // thread_core_entry
+  w.uint32(42).fork().uint32(8).uint64(t.futexRla ?? 0).uint32(16).uint32(t.futexRlaLen ?? 0);
+  if (t.nice != null) w.uint32(24).sint32(t.nice);
+  if (t.policy != null) w.uint32(32).uint32(t.policy);
+  if ((t.policy === SCHED_FIFO || t.policy === SCHED_RR) && t.rtPriority != null) w.uint32(40).uint32(t.rtPriority);
+  if (t.sigBlk) w.uint32(48).uint64Words(t.sigBlk[0] >>> 0, t.sigBlk[1] >>> 0);
+  // creds_entry: the ids, then each capability set as two unpacked uint32s
+  const inh = t.capInh, prm = t.capPrm, eff = t.capEff, bnd = t.capBnd;
+  if (!inh || !prm || !eff || !bnd) {
+    const k = !inh ? 'capInh' : !prm ? 'capPrm' : !eff ? 'capEff' : 'capBnd';
+    throw new ImageWriteError(`cannot write images: task ${t.pid} has no ${k} recorded`);
+  }
+  w.uint32(82).fork()
+    .uint32(8).uint32(t.uid ?? 0).uint32(16).uint32(t.gid ?? 0).uint32(24).uint32(t.euid ?? 0)
+    .uint32(32).uint32(t.egid ?? 0).uint32(40).uint32(t.suid ?? 0).uint32(48).uint32(t.sgid ?? 0)
+    .uint32(56).uint32(t.fsuid ?? 0).uint32(64).uint32(t.fsgid ?? 0);
+  w.uint32(72).uint32(inh[0]).uint32(72).uint32(inh[1]).uint32(80).uint32(prm[0]).uint32(80).uint32(prm[1])
+    .uint32(88).uint32(eff[0]).uint32(88).uint32(eff[1]).uint32(96).uint32(bnd[0]).uint32(96).uint32(bnd[1]);
+  w.uint32(104).uint32(t.securebits ?? 0);
+  const groups = t.groups;
+  if (groups) for (let i = 0; i < groups.length; i++) w.uint32(112).uint32(groups[i]);
+  if (t.noNewPrivs) w.uint32(144).uint32(1);
+  if (t.capAmb) w.uint32(152).uint32(t.capAmb[0]).uint32(152).uint32(t.capAmb[1]);
+  w.ldelim();
+  if (t.seccomp !== undefined && t.seccomp >= 0 && t.seccomp <= 2) w.uint32(88).int32(t.seccomp);
+  if (t.comm != null) w.uint32(106).string(t.comm);
+  w.ldelim();
+}
+
+/**
+ * The pstree_entry of a process appended to w: the same bytes as
+ * MESSAGES.pstree_entry.encode(pstreeEntry(g, isRoot)).
+ */
+export function writePstree(w: Writer, g: ProcessGroup, isRoot: boolean): void {
+  const l = g.leader;
+  w.uint32(8).uint32(l.pid).uint32(16).uint32(isRoot ? 0 : (l.ppid ?? 0)).uint32(24).uint32(l.pgid ?? 0)
+    .uint32(32).uint32(l.sid ?? 0);
+  // the leader first, then every thread (unpacked)
+  w.uint32(40).uint32(l.pid);
+  const threads = g.threads;
+  for (let i = 0; i < threads.length; i++) w.uint32(40).uint32(threads[i].pid);
 }
 
 /** Check a snapshot is something we can write (every required Task field present). */

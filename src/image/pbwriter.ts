@@ -15,10 +15,18 @@
 /** A 64-bit value as the generated code passes it. */
 export type Long64 = number | bigint | { low: number; high: number };
 
-/** The low and high 32 bits of a 64-bit value, as protobufjs's LongBits.from makes them. */
-function split64(v: Long64): [number, number] {
+// split64's result (module-level, not an array per value: the encoders write tens of thousands of these)
+let lo64 = 0;
+let hi64 = 0;
+
+/** The low and high 32 bits of a 64-bit value into lo64 and hi64, as protobufjs's LongBits.from makes them. */
+function split64(v: Long64): void {
   if (typeof v === 'number') {
-    if (v === 0) return [0, 0];
+    if (v === 0) {
+      lo64 = 0;
+      hi64 = 0;
+      return;
+    }
     const neg = v < 0;
     if (neg) v = -v;
     let lo = v >>> 0;
@@ -31,13 +39,19 @@ function split64(v: Long64): [number, number] {
         if (++hi > 0xffffffff) hi = 0;
       }
     }
-    return [lo, hi];
-  }
-  if (typeof v === 'bigint') {
+    lo64 = lo;
+    hi64 = hi;
+  } else if (typeof v === 'bigint') {
     const u = BigInt.asUintN(64, v);
-    return [Number(u & 0xffffffffn), Number(u >> 32n)];
+    lo64 = Number(u & 0xffffffffn);
+    hi64 = Number(u >> 32n);
+  } else if (v.low || v.high) {
+    lo64 = v.low >>> 0;
+    hi64 = v.high >>> 0;
+  } else {
+    lo64 = 0;
+    hi64 = 0;
   }
-  return v.low || v.high ? [v.low >>> 0, v.high >>> 0] : [0, 0];
 }
 
 export class Writer {
@@ -46,8 +60,9 @@ export class Writer {
   /** for each open fork(), where its length byte is */
   private readonly forks: number[] = [];
 
-  constructor(capacity = 256) {
-    this.buf = Buffer.allocUnsafe(capacity);
+  /** `shared`: the buffer is a SharedArrayBuffer's (it grows into new ones), for bytes a worker thread reads */
+  constructor(capacity = 256, private readonly shared = false) {
+    this.buf = shared ? Buffer.from(new SharedArrayBuffer(capacity)) : Buffer.allocUnsafe(capacity);
   }
 
   static create(): Writer {
@@ -63,7 +78,7 @@ export class Writer {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = this.shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }
@@ -92,8 +107,8 @@ export class Writer {
   }
 
   uint64(value: Long64): this {
-    const [lo, hi] = split64(value);
-    return this.varint64(lo, hi);
+    split64(value);
+    return this.varint64(lo64, hi64);
   }
 
   int64(value: Long64): this {
@@ -101,7 +116,9 @@ export class Writer {
   }
 
   sint64(value: Long64): this {
-    const [lo, hi] = split64(value);
+    split64(value);
+    const lo = lo64;
+    const hi = hi64;
     const mask = hi >> 31;
     return this.varint64(((lo << 1) ^ mask) >>> 0, (((hi << 1) | (lo >>> 31)) ^ mask) >>> 0);
   }
@@ -122,11 +139,23 @@ export class Writer {
   }
 
   fixed64(value: Long64): this {
-    const [lo, hi] = split64(value);
+    split64(value);
+    return this.fixed64Words(lo64, hi64);
+  }
+
+  /** A uint64 from its two 32-bit halves (not in protobufjs's API: for encoders that hold the halves). */
+  uint64Words(lo: number, hi: number): this {
+    return this.varint64(lo, hi);
+  }
+
+  /** A fixed64 from its two 32-bit halves (not in protobufjs's API: for encoders that hold the halves). */
+  fixed64Words(lo: number, hi: number): this {
     this.room(8);
-    this.buf.writeUInt32LE(lo, this.pos);
-    this.buf.writeUInt32LE(hi, this.pos + 4);
-    this.pos += 8;
+    const b = this.buf;
+    let p = this.pos;
+    b[p++] = lo & 255; b[p++] = (lo >>> 8) & 255; b[p++] = (lo >>> 16) & 255; b[p++] = lo >>> 24;
+    b[p++] = hi & 255; b[p++] = (hi >>> 8) & 255; b[p++] = (hi >>> 16) & 255; b[p++] = hi >>> 24;
+    this.pos = p;
     return this;
   }
 
@@ -159,11 +188,46 @@ export class Writer {
   }
 
   string(value: string): this {
+    // a short ASCII string (a comm, a state letter) byte by byte: cheaper than the two native calls below
+    if (value.length < 64) {
+      const len = value.length;
+      this.room(len + 1);
+      const b = this.buf;
+      const start = this.pos;
+      b[start] = len;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = value.charCodeAt(i);
+        if (c > 0x7f) break;
+        b[start + 1 + i] = c;
+      }
+      if (i === len) {
+        this.pos = start + 1 + len;
+        return this;
+      }
+    }
     const n = Buffer.byteLength(value, 'utf8');
     this.uint32(n);
     if (!n) return this;
     this.room(n);
     this.pos += this.buf.write(value, this.pos, n, 'utf8');
+    return this;
+  }
+
+  /**
+   * Keep four bytes for a little-endian u32 written later with patch32 (a CRIU image's entry length, known
+   * once the entry is written); returns where they are. Not in protobufjs's API.
+   */
+  reserve32(): number {
+    this.room(4);
+    const at = this.pos;
+    this.pos += 4;
+    return at;
+  }
+
+  /** Write a little-endian u32 at `at` (a reserve32 position, or any earlier one). */
+  patch32(at: number, value: number): this {
+    this.buf.writeUInt32LE(value >>> 0, at);
     return this;
   }
 
@@ -201,7 +265,7 @@ export class Writer {
   finish(): Buffer {
     if (this.forks.length) throw new Error('finish() inside a fork()');
     const out = this.buf.subarray(0, this.pos);
-    this.buf = Buffer.allocUnsafe(256);
+    this.buf = this.shared ? Buffer.from(new SharedArrayBuffer(256)) : Buffer.allocUnsafe(256);
     this.pos = 0;
     return out;
   }

@@ -41,7 +41,8 @@ import { Writer } from './pbwriter.js';
 import type { DumpInfo, RecordedTask, Snapshot } from '../collector/task.js';
 import { OutputError, TdError } from '../errors.js';
 import {
-  checkSnapshot, coreEntry, groupProcesses, headerToPb, hostMarch, ImageWriteError, inventoryEntry, pstreeEntry, taskToPb,
+  checkSnapshot, groupProcesses, headerToPb, hostMarch, ImageWriteError, inventoryEntry, writeCore, writePstree, writeTask,
+  type ProcessGroup,
 } from './codec.js';
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
@@ -97,63 +98,51 @@ function encodeCriu(tasks: readonly RecordedTask[], mtype: number, shared: boole
   const s = schemas();
   const groups = groupProcesses(tasks);
   const inventory = frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]);
-  const pstree = frameImage(KIND.pstree, groups.map((g, i) => s.pstree.encode(pstreeEntry(g, i === 0)).finish()));
-  // every core-TID.img: the messages encoded back to back into one writer (one allocation for
-  // all), then framed into one arena; each file is a view of it
-  const w = Writer.create();
-  const names: string[] = [];
-  const msgEnds: number[] = [];
-  for (const g of groups) {
-    for (const t of [g.leader, ...g.threads]) {
-      s.core.encode(coreEntry(t, g, mtype), w);
-      names.push(`core-${t.pid}.img`);
-      msgEnds.push(w.len);
-    }
+  // pstree.img: its magics, then each process's entry after its u32 length, written in place
+  const pw = new Writer(64 + 48 * groups.length);
+  pw.fixed32(KIND.pstree.head).fixed32(KIND.pstree.magic);
+  for (let i = 0; i < groups.length; i++) {
+    const at = pw.reserve32();
+    writePstree(pw, groups[i], i === 0);
+    pw.patch32(at, pw.len - at - 4);
   }
-  const cores = w.finish();
+  const pstree = pw.finish();
+  // every core-TID.img (its magics, its entry's u32 length, the entry) back to back in one arena, shared with
+  // the worker thread for a large dump; each file is a view of it
   const core = KIND.core;
-  const size = cores.length + 12 * names.length;
-  const arena = shared ? Buffer.from(new SharedArrayBuffer(size)) : Buffer.allocUnsafe(size);
-  const ends: number[] = new Array(names.length);
-  let off = 0;
-  let start = 0;
-  for (let i = 0; i < names.length; i++) {
-    const len = msgEnds[i] - start;
-    arena.writeUInt32LE(core.head, off);
-    arena.writeUInt32LE(core.magic, off + 4);
-    arena.writeUInt32LE(len, off + 8);
-    arena.set(cores.subarray(start, msgEnds[i]), off + 12);
-    off += 12 + len;
-    ends[i] = off;
-    start = msgEnds[i];
+  const w = new Writer(256 + 256 * tasks.length, shared);
+  const names: string[] = [];
+  const ends: number[] = [];
+  const one = (t: RecordedTask, g: ProcessGroup): void => {
+    w.fixed32(core.head).fixed32(core.magic);
+    const at = w.reserve32();
+    writeCore(w, t, g, mtype);
+    w.patch32(at, w.len - at - 4);
+    names.push(`core-${t.pid}.img`);
+    ends.push(w.len);
+  };
+  for (const g of groups) {
+    one(g.leader, g);
+    for (let i = 0; i < g.threads.length; i++) one(g.threads[i], g);
   }
+  const arena = w.finish();
   return { inventory, pstree, arena, names, ends };
 }
 
-/** tasks.img: the header and one entry per task, each after its u32 length. */
+/** tasks.img: its magics, then the header and one entry per task, each after its u32 length. */
 function encodeTasksImage(info: DumpInfo, tasks: readonly RecordedTask[]): Buffer {
   const s = schemas();
-  const tw = Writer.create();
-  const tends: number[] = [];
-  s.header.encode(headerToPb(info), tw);
-  tends.push(tw.len);
+  const w = new Writer(256 + 192 * tasks.length);
+  w.fixed32(KIND.tasks.head).fixed32(KIND.tasks.magic);
+  let at = w.reserve32();
+  s.header.encode(headerToPb(info), w);
+  w.patch32(at, w.len - at - 4);
   for (const t of tasks) {
-    s.task.encode(taskToPb(t), tw);
-    tends.push(tw.len);
+    at = w.reserve32();
+    writeTask(w, t);
+    w.patch32(at, w.len - at - 4);
   }
-  const entries = tw.finish();
-  const tasksImg = Buffer.allocUnsafe(8 + 4 * tends.length + entries.length);
-  tasksImg.writeUInt32LE(KIND.tasks.head, 0);
-  tasksImg.writeUInt32LE(KIND.tasks.magic, 4);
-  let off = 8;
-  let start = 0;
-  for (const end of tends) {
-    tasksImg.writeUInt32LE(end - start, off);
-    tasksImg.set(entries.subarray(start, end), off + 4);
-    off += 4 + end - start;
-    start = end;
-  }
-  return tasksImg;
+  return w.finish();
 }
 
 /** The image files of a snapshot, file name -> bytes (no I/O). */
@@ -471,6 +460,21 @@ interface WriteJob {
   ctl: SharedArrayBuffer;
   /** Uint8Array over it: 1 for each file written whole (and closed) */
   written: SharedArrayBuffer;
+  /**
+   * whether a file must be new (O_EXCL); not when the directory was prestaged, where a file may already
+   * exist, created empty by precreate
+   */
+  excl: boolean;
+}
+
+/** What a prestaged worker is handed first: the names of the core images the scan expects, to create empty. */
+interface CreateJob {
+  dir: string;
+  names: string[];
+  /** Int32Array over it: [0] non-zero to stop creating (the write job is coming) */
+  ctl: SharedArrayBuffer;
+  /** Uint8Array over it: 1 for each file created */
+  created: SharedArrayBuffer;
 }
 
 interface ShareResult {
@@ -488,7 +492,7 @@ function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number):
   const ctl = new Int32Array(job.ctl);
   const written = new Uint8Array(job.written);
   const arena = Buffer.from(job.arena);
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (job.excl ? fs.constants.O_EXCL : 0);
   const n = job.names.length;
   let files = 0;
   let bytes = 0;
@@ -550,12 +554,43 @@ function writeLost(job: WriteJob): ShareResult {
   return { files, bytes };
 }
 
-/** The worker's script: CommonJS, node:fs only (no module of ours to locate, inside the bundle or out). */
+/**
+ * Create the files of `job` empty, in order, until all are or the calling thread asks to stop: the directory
+ * entries and inodes of a large dump, made while the tree is being frozen (a create costs the file system
+ * ten times what opening the file again and writing it does). A name that cannot be created is left to the
+ * write, which creates it or says why it cannot.
+ */
+function precreate(fs: typeof import('node:fs'), job: CreateJob): void {
+  const ctl = new Int32Array(job.ctl);
+  const created = new Uint8Array(job.created);
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+  for (let i = 0; i < job.names.length && Atomics.load(ctl, 0) === 0; i++) {
+    let fd: number;
+    try {
+      fd = fs.openSync(job.dir + '/' + job.names[i], flags, 0o644);
+    } catch {
+      continue;
+    }
+    created[i] = 1;
+    try { fs.closeSync(fd); } catch { /* created all the same */ }
+  }
+}
+
+/**
+ * The worker's script: CommonJS, node:fs only (no module of ours to locate, inside the bundle or out). A
+ * message with `create` is a CreateJob (a prestaged dump); any other is the WriteJob, answered with the
+ * worker's share, after which the worker ends.
+ */
 const WORKER_SOURCE = `'use strict';
 const { parentPort } = require('node:worker_threads');
 const fs = require('node:fs');
 const writeShare = (${writeShare.toString()});
-parentPort.once('message', (job) => parentPort.postMessage(writeShare(fs, job, ${SHARE_CHUNK})));
+const precreate = (${precreate.toString()});
+parentPort.on('message', (m) => {
+  if (m.create) return precreate(fs, m.create);
+  parentPort.postMessage(writeShare(fs, m, ${SHARE_CHUNK}));
+  parentPort.close();
+});
 `;
 
 /** A write begun by beginWrite: finish it once the header is final, or abort it. */
@@ -570,25 +605,36 @@ export interface PendingWrite {
   abort(): Promise<void>;
 }
 
+/** The temporary directory of a large dump and the worker thread that writes into it. */
+interface Staging {
+  p: Plan;
+  tmp: string;
+  /** opened before anything is written: its syncfs reports every write-back error from here on */
+  syncFd: number | undefined;
+  worker: Worker | undefined;
+  /** the worker's share; `lost`: it ended without reporting (it could not start, or died), its files are redone */
+  done: Promise<ShareResult & { lost?: boolean }>;
+  /** the write job's control words, once it is posted */
+  writeCtl: Int32Array | undefined;
+  /** a prestaged dump's create job */
+  create: { job: CreateJob; ctl: Int32Array } | undefined;
+}
+
 /**
- * Begin writing the images of `tasks` (final: in tree order, in the root's pid view) into `dir`: for a
- * large dump (WORKER_MIN_FILES files or more) check the target, create the temporary directory, encode the
- * CRIU images and hand the core images to a worker thread, which starts writing them at once; finish(info)
- * does the rest. A small dump does it all in finish, on the calling thread, as writeImagesSync. The caller
- * must call finish or abort (a pending write that is dropped keeps nothing alive, and its temporary
- * directory is a leftover that the next write to `dir` removes, as a killed writer's).
+ * Check the target, create the temporary directory and start the worker, whose start-up then runs beside
+ * what the caller does next; when no thread can be had (EAGAIN: the pid space or a pids cgroup is full) the
+ * calling thread writes everything.
  */
-export async function beginWrite(tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}): Promise<PendingWrite> {
-  if (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES) {
-    return {
-      finish: async (info) => writeImagesSync({ info, tasks: tasks as RecordedTask[] }, dir, opts),
-      abort: async () => {},
-    };
-  }
-  const t0 = now();
+function openStaging(dir: string, opts: WriteOptions): Staging {
   const p = plan(dir, opts);
-  // started before encoding, so that its start-up runs beside the encoding; when no thread can be had (EAGAIN:
-  // the pid space or a pids cgroup is full) this thread writes everything
+  const tmp = makeTemp(p);
+  let syncFd: number;
+  try {
+    syncFd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    throw outputError(tmp, 'write', e);
+  }
   let worker: Worker | undefined;
   try {
     worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
@@ -597,50 +643,113 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
     worker = undefined;
   }
   const w = worker;
-  // the worker's share; `lost`: it ended without reporting (it could not start, or died), its files are redone
   const done = !w ? Promise.resolve<ShareResult & { lost?: boolean }>({ files: 0, bytes: 0 }) :
     new Promise<ShareResult & { lost?: boolean }>((resolve) => {
       w.once('message', resolve);
       w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
       w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
     });
-  let tmp: string | undefined;
-  let syncFd: number | undefined;
-  let ctl: Int32Array | undefined;
-  const stop = async (): Promise<void> => {
-    if (ctl) Atomics.store(ctl, 1, 1);
-    if (w) {
-      w.ref();
-      // the worker stops at its next file: wait for it before removing the directory it writes into
-      if (ctl) await done;
-      else await w.terminate();
-    }
-    if (syncFd !== undefined) closeSync(syncFd);
-    syncFd = undefined;
-    if (tmp !== undefined) rmSync(tmp, { recursive: true, force: true });
+  return { p, tmp, syncFd, worker: w, done, writeCtl: undefined, create: undefined };
+}
+
+/** Stop the worker (waiting for it while it may still write into the directory), then remove the directory. */
+async function stopStaging(st: Staging): Promise<void> {
+  if (st.writeCtl) Atomics.store(st.writeCtl, 1, 1);
+  if (st.create) Atomics.store(st.create.ctl, 0, 1);
+  const w = st.worker;
+  if (w) {
+    w.ref();
+    // the worker stops at its next file: wait for it before removing the directory it writes into
+    if (st.writeCtl) await st.done;
+    else await w.terminate();
+  }
+  if (st.syncFd !== undefined) closeSync(st.syncFd);
+  st.syncFd = undefined;
+  if (st.tmp) rmSync(st.tmp, { recursive: true, force: true });
+}
+
+/** A large dump's writing begun before its tasks are known (prestageWrite); beginWrite takes it over. */
+export interface Prestage {
+  /** Give it up (when the dump fails before beginWrite): stop the worker, remove the temporary directory. */
+  abort(): Promise<void>;
+}
+
+const prestages = new WeakMap<Prestage, Staging>();
+
+/**
+ * Begin a large dump's writing while its tree is still being frozen, from the names of the core images a
+ * scan of the tree expects (`core-TID.img`): check the target, create the temporary directory, and start
+ * the worker thread creating those files, empty. Creating a file costs the file system about ten times what
+ * opening it again and writing it does, so this moves most of a large dump's writing into the freeze, on
+ * the other CPU. beginWrite(tasks, dir, opts, prestage) then writes the final images: a file of a task that
+ * is not in the dump is removed, one of a task the scan did not see is created. The caller must hand the
+ * prestage to beginWrite or abort it.
+ */
+export function prestageWrite(dir: string, names: readonly string[], opts: WriteOptions = {}): Prestage {
+  const st = openStaging(dir, opts);
+  if (st.worker) {
+    const job: CreateJob = {
+      dir: st.tmp, names: [...names], ctl: new SharedArrayBuffer(4), created: new SharedArrayBuffer(names.length),
+    };
+    st.create = { job, ctl: new Int32Array(job.ctl) };
+    st.worker.postMessage({ create: job });
+  }
+  const handle: Prestage = {
+    abort: async () => {
+      const own = prestages.get(handle);
+      prestages.delete(handle);
+      if (own) await stopStaging(own);
+    },
   };
+  prestages.set(handle, st);
+  return handle;
+}
+
+/**
+ * Begin writing the images of `tasks` (final: in tree order, in the root's pid view) into `dir`: for a
+ * large dump (WORKER_MIN_FILES files or more, or one prestaged by prestageWrite) check the target, create the
+ * temporary directory (or take the prestage's), encode the CRIU images and hand the core images to a worker
+ * thread, which starts writing them at once; finish(info) does the rest. A small dump does it all in finish,
+ * on the calling thread, as writeImagesSync. The caller must call finish or abort (a pending write that is
+ * dropped keeps nothing alive, and its temporary directory is a leftover that the next write to `dir`
+ * removes, as a killed writer's).
+ */
+export async function beginWrite(
+  tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}, prestage?: Prestage,
+): Promise<PendingWrite> {
+  let st = prestage ? prestages.get(prestage) : undefined;
+  if (prestage) prestages.delete(prestage);
+  if (st && st.p.target !== resolve(dir)) {
+    await stopStaging(st);
+    st = undefined;
+  }
+  if (!st && (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES)) {
+    return {
+      finish: async (info) => writeImagesSync({ info, tasks: tasks as RecordedTask[] }, dir, opts),
+      abort: async () => {},
+    };
+  }
+  const t0 = now();
+  // the files not created yet are the write's to create: stop creating
+  if (st?.create) Atomics.store(st.create.ctl, 0, 1);
+  const staged = st ?? openStaging(dir, opts);
   let criu: CriuFiles;
   try {
     criu = encodeCriu(tasks, opts.mtype ?? hostMarch(), true);
-    tmp = makeTemp(p);
-    try {
-      // opened before anything is written: its syncfs reports every write-back error from here on
-      syncFd = openSync(tmp, constants.O_RDONLY | constants.O_DIRECTORY);
-    } catch (e) {
-      throw outputError(tmp, 'write', e);
-    }
   } catch (e) {
-    await stop();
+    await stopStaging(staged);
     throw e;
   }
+  const { p, worker: w, done } = staged;
+  const staging = staged.tmp;
   const job: WriteJob = {
-    dir: tmp, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
-    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length),
+    dir: staging, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
+    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length), excl: !staged.create,
   };
-  ctl = new Int32Array(job.ctl);
+  staged.writeCtl = new Int32Array(job.ctl);
   w?.postMessage(job);
   const beginMs = now() - t0;
-  const staging = tmp;
+  const stop = () => stopStaging(staged);
 
   return {
     abort: stop,
@@ -674,10 +783,11 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
         if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
         const missing = new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
         if (missing) throw new ImageWriteError(`cannot write images to ${staging}: ${missing} files were not written`);
+        if (staged.create) removeUnwritten(staged.create.job, criu.names);
         bytes += criu.arena.length;
-        syncDir(syncFd!, staging);
-        closeSync(syncFd!);
-        syncFd = undefined;
+        syncDir(staged.syncFd!, staging);
+        closeSync(staged.syncFd!);
+        staged.syncFd = undefined;
         commit(p, staging);
         return {
           dir: p.target, files: own.size + criu.names.length, bytes, ms: beginMs + now() - t1,
@@ -689,4 +799,19 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
       }
     },
   };
+}
+
+/** A prestaged dump: remove the files created for tasks that are not in it (they exited before the freeze). */
+function removeUnwritten(job: CreateJob, names: readonly string[]): void {
+  const created = new Uint8Array(job.created);
+  const keep = new Set(names);
+  for (let i = 0; i < job.names.length; i++) {
+    if (!created[i] || keep.has(job.names[i])) continue;
+    const path = join(job.dir, job.names[i]);
+    try {
+      unlinkSync(path);
+    } catch (e) {
+      throw outputError(path, 'remove', e);
+    }
+  }
 }
