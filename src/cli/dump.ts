@@ -8,7 +8,7 @@ import { Progress, formatStats } from './progress.js';
 import { addStreamOptions, streamToStdout, type StreamCliOptions } from './stream.js';
 import { collect, parsePid } from '../collector/collect.js';
 import { processOwner } from '../collector/owner.js';
-import { beginWrite, prestageWrite, WORKER_MIN_FILES, type PendingWrite, type Prestage } from '../image/index.js';
+import { beginWrite, type PendingWrite } from '../image/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
 import { now } from '../sys/clock.js';
@@ -83,8 +83,6 @@ export function register(program: Command): void {
     // a large dump starts writing while the tree is still frozen (a worker thread stages the core images
     // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
     let pending: PendingWrite | undefined;
-    // a large tree's image files are created while it is being frozen (from the freezer's first scan)
-    let prestage: Prestage | undefined;
     let writeMs = 0;
     const writeOpts = { force: !!opts.force, owner: processOwner };
     try {
@@ -95,17 +93,9 @@ export function register(program: Command): void {
         freezeOptions: freeze.cgroup !== undefined ? { cgroup: freeze.cgroup } : {},
         onPhase: progress.onPhase,
         ...(dir ? {
-          onScan: (scan) => {
-            if (scan.count + 3 < WORKER_MIN_FILES) return;
-            const names: string[] = new Array(scan.count);
-            for (let i = 0; i < scan.count; i++) names[i] = `core-${scan.pid[i]}.img`;
-            prestage = prestageWrite(dir, names, writeOpts);
-          },
           onCollected: async (tasks) => {
             const t = now();
-            const pre = prestage;
-            prestage = undefined;
-            pending = await beginWrite(tasks, dir, writeOpts, pre);
+            pending = await beginWrite(tasks, dir, writeOpts);
             writeMs += now() - t;
           },
         } : {}),
@@ -125,9 +115,7 @@ export function register(program: Command): void {
       if (opts.stats) process.stderr.write(formatStats(snapshot.info));
       return 0;
     } finally {
-      // collect() failed after the write began (the thaw, or the freeze after its first scan): give the write
-      // up, leaving nothing behind
-      await (prestage as Prestage | undefined)?.abort();
+      // collect() failed after the write began (the thaw): give the write up, leaving nothing behind
       await (pending as PendingWrite | undefined)?.abort();
       progress.done();
     }

@@ -12,7 +12,7 @@ import type { Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
 import { readNsPidChain } from './nsread.js';
 import { DENIED, GONE, ProcFile } from './procfile.js';
-import type { FreezeMethod, Snapshot, SourceName, Task, TaskScan } from './task.js';
+import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
 import { VERSION } from '../version.js';
 import { now } from '../sys/clock.js';
 
@@ -37,13 +37,6 @@ export interface CollectOptions {
    * it throws is collect()'s error; the tree is thawed all the same.
    */
   onCollected?: (tasks: readonly Task[]) => void | Promise<void>;
-  /**
-   * Called once with the first scan of the tree the ptrace freezer takes (a large tree read by a source with
-   * scanTree), while the freeze goes on, when the root is in the reader's pid namespace (the scan's ids are
-   * then the dump's): what is known of the tree's tasks before any is read. A dump starts creating its
-   * image files here. What it throws is collect()'s error.
-   */
-  onScan?: (scan: TaskScan) => void;
 }
 
 /** Parse a pid argument: a positive decimal integer. */
@@ -150,16 +143,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
     // the ptrace freezer finds and checks a large level of the tree in one scan instead of two /proc files
     // per task
     if (method === 'ptrace' && source.scanTree && !freezeOptions.scan) {
-      let onScan = rootLevel === 0 ? opts.onScan : undefined;
-      freezeOptions.scan = () => {
-        const scan = source.scanTree!(root);
-        if (onScan) {
-          const f = onScan;
-          onScan = undefined;
-          f(scan);
-        }
-        return scan;
-      };
+      freezeOptions.scan = () => source.scanTree!(root);
     }
     const frozen = await freezer.freeze(root, freezeOptions);
     timings.freeze = now() - t0;

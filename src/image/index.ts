@@ -1,7 +1,7 @@
 /** The image layer: CRIU framing, schemas, Snapshot <-> image directory, JSON form. No kernel access. */
 export {
-  writeImages, writeImagesSync, encodeImages, beginWrite, prestageWrite, WORKER_MIN_FILES, type PendingWrite,
-  type Prestage, type WriteOptions, type WriteResult,
+  writeImages, writeImagesSync, encodeImages, beginWrite, WORKER_MIN_FILES, type PendingWrite, type WriteOptions,
+  type WriteResult,
 } from './write.js';
 export {
   readImages, readTasksImage, readCriuImages, verifyCriuImages, decodeImageSet, dirFiles, imageSetWriter,

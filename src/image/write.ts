@@ -16,9 +16,9 @@
  * A large dump (WORKER_MIN_FILES image files or more) is staged by a worker thread and the calling thread
  * together: the worker is started and handed the core images as soon as the tasks are known (beginWrite,
  * which a dump calls while the tree is still frozen), so its writing overlaps whatever the caller does next
- * (thawing the tree); finish() then encodes tasks.img with the final header, syncs what the worker has
- * written so far while it writes on, takes its share of the files still unwritten, and makes everything
- * durable as above. When no thread can be started the calling thread writes every file; a worker that dies
+ * (thawing the tree); when the worker has no file left to claim it starts the write-back of the directory
+ * (syncfs) while the caller goes on; finish() encodes tasks.img with the final header, takes its share of
+ * the files still unwritten, and makes everything durable as above (its syncfs has only the rest to wait for). When no thread can be started the calling thread writes every file; a worker that dies
  * without reporting has the files it did not finish rewritten. The temporary directory, the durability and the
  * rename are the same on both paths; on a failure in either thread the other stops, and the directory is
  * removed only once no thread writes into it any more.
@@ -48,7 +48,7 @@ import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
 // the one system call Node lacks for durable writes; image/ still reads nothing from the kernel's task state
 import { syncfs } from '../sys/fs.js';
-import { errnoName } from '../sys/libc.js';
+import { errnoName, KOFFI_PATH } from '../sys/libc.js';
 import { now } from '../sys/clock.js';
 
 /** Who writes: embedded in the temporary names, and asked about the writers of leftovers. */
@@ -439,10 +439,11 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
  * overlap, medians of 5): 500 files 1.8-2.2x slower with the worker (its start-up, 20-40 ms, is most of
  * the cost), 1,000 files 1.3-1.5x slower, 2,100 files 0.87-0.89x, 4,000 files 0.85-0.87x. At 10,000 tasks,
  * written after 110 ms of the caller's own work (a thaw), cold processes, 7 alternating rounds: the calling
- * thread alone 1,181 ms; the worker and the calling thread sharing the files with the early syncfs 707 ms,
- * without the early syncfs 765 ms; the worker alone (the calling thread waiting) 847 ms, and 913 ms without
- * the early syncfs (that syncfs ran on a pool thread then). With it on the calling thread (see finish), on a
- * quieter machine: the calling thread alone 863 ms, both threads 606 ms, both without the early syncfs 612 ms.
+ * thread alone 1,181 ms; the worker and the calling thread sharing the files with an early syncfs 707 ms,
+ * without it 765 ms. That early syncfs ran on the calling thread after tasks.img was encoded (180 ms of
+ * write-back it waited for, in a 10,000-task dump); run by the worker as soon as it has no file left to
+ * claim, it overlaps the thaw and tasks.img instead: the dump's end came 100-200 ms sooner (1,050-1,150 ms
+ * after the start instead of 1,250-1,300, same tree, same file system).
  */
 export const WORKER_MIN_FILES = 2048;
 
@@ -460,21 +461,6 @@ interface WriteJob {
   ctl: SharedArrayBuffer;
   /** Uint8Array over it: 1 for each file written whole (and closed) */
   written: SharedArrayBuffer;
-  /**
-   * whether a file must be new (O_EXCL); not when the directory was prestaged, where a file may already
-   * exist, created empty by precreate
-   */
-  excl: boolean;
-}
-
-/** What a prestaged worker is handed first: the names of the core images the scan expects, to create empty. */
-interface CreateJob {
-  dir: string;
-  names: string[];
-  /** Int32Array over it: [0] non-zero to stop creating (the write job is coming) */
-  ctl: SharedArrayBuffer;
-  /** Uint8Array over it: 1 for each file created */
-  created: SharedArrayBuffer;
 }
 
 interface ShareResult {
@@ -492,7 +478,7 @@ function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number):
   const ctl = new Int32Array(job.ctl);
   const written = new Uint8Array(job.written);
   const arena = Buffer.from(job.arena);
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | (job.excl ? fs.constants.O_EXCL : 0);
+  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
   const n = job.names.length;
   let files = 0;
   let bytes = 0;
@@ -555,41 +541,31 @@ function writeLost(job: WriteJob): ShareResult {
 }
 
 /**
- * Create the files of `job` empty, in order, until all are or the calling thread asks to stop: the directory
- * entries and inodes of a large dump, made while the tree is being frozen (a create costs the file system
- * ten times what opening the file again and writing it does). A name that cannot be created is left to the
- * write, which creates it or says why it cannot.
- */
-function precreate(fs: typeof import('node:fs'), job: CreateJob): void {
-  const ctl = new Int32Array(job.ctl);
-  const created = new Uint8Array(job.created);
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
-  for (let i = 0; i < job.names.length && Atomics.load(ctl, 0) === 0; i++) {
-    let fd: number;
-    try {
-      fd = fs.openSync(job.dir + '/' + job.names[i], flags, 0o644);
-    } catch {
-      continue;
-    }
-    created[i] = 1;
-    try { fs.closeSync(fd); } catch { /* created all the same */ }
-  }
-}
-
-/**
- * The worker's script: CommonJS, node:fs only (no module of ours to locate, inside the bundle or out). A
- * message with `create` is a CreateJob (a prestaged dump); any other is the WriteJob, answered with the
- * worker's share, after which the worker ends.
+ * The worker's script: CommonJS, node:fs and koffi (workerData.koffi, the file this process loaded it from)
+ * only, no module of ours to locate, inside the bundle or out. It is handed the WriteJob, writes its share,
+ * then, unless the write failed or was stopped, starts the write-back of everything written so far (syncfs) while the calling thread finishes
+ * (tasks.img, its share), whose own syncfs then has only the rest to wait for; then it answers with its
+ * share and ends. Without koffi it skips the syncfs (the calling thread's makes everything durable).
  */
 const WORKER_SOURCE = `'use strict';
-const { parentPort } = require('node:worker_threads');
+const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const writeShare = (${writeShare.toString()});
-const precreate = (${precreate.toString()});
-parentPort.on('message', (m) => {
-  if (m.create) return precreate(fs, m.create);
-  parentPort.postMessage(writeShare(fs, m, ${SHARE_CHUNK}));
-  parentPort.close();
+let syncfs;
+try {
+  syncfs = require(workerData.koffi).load('libc.so.6').func('int syncfs(int)');
+} catch {
+  syncfs = undefined;
+}
+parentPort.once('message', (m) => {
+  const share = writeShare(fs, m, ${SHARE_CHUNK});
+  if (!share.error && syncfs && Atomics.load(new Int32Array(m.ctl), 1) === 0) {
+    try {
+      const fd = fs.openSync(m.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+      try { syncfs(fd); } finally { fs.closeSync(fd); }
+    } catch { /* only a head start */ }
+  }
+  parentPort.postMessage(share);
 });
 `;
 
@@ -616,8 +592,6 @@ interface Staging {
   done: Promise<ShareResult & { lost?: boolean }>;
   /** the write job's control words, once it is posted */
   writeCtl: Int32Array | undefined;
-  /** a prestaged dump's create job */
-  create: { job: CreateJob; ctl: Int32Array } | undefined;
 }
 
 /**
@@ -637,7 +611,7 @@ function openStaging(dir: string, opts: WriteOptions): Staging {
   }
   let worker: Worker | undefined;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false });
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false, workerData: { koffi: KOFFI_PATH } });
     worker.unref();
   } catch {
     worker = undefined;
@@ -649,13 +623,12 @@ function openStaging(dir: string, opts: WriteOptions): Staging {
       w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
       w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
     });
-  return { p, tmp, syncFd, worker: w, done, writeCtl: undefined, create: undefined };
+  return { p, tmp, syncFd, worker: w, done, writeCtl: undefined };
 }
 
 /** Stop the worker (waiting for it while it may still write into the directory), then remove the directory. */
 async function stopStaging(st: Staging): Promise<void> {
   if (st.writeCtl) Atomics.store(st.writeCtl, 1, 1);
-  if (st.create) Atomics.store(st.create.ctl, 0, 1);
   const w = st.worker;
   if (w) {
     w.ref();
@@ -668,71 +641,23 @@ async function stopStaging(st: Staging): Promise<void> {
   if (st.tmp) rmSync(st.tmp, { recursive: true, force: true });
 }
 
-/** A large dump's writing begun before its tasks are known (prestageWrite); beginWrite takes it over. */
-export interface Prestage {
-  /** Give it up (when the dump fails before beginWrite): stop the worker, remove the temporary directory. */
-  abort(): Promise<void>;
-}
-
-const prestages = new WeakMap<Prestage, Staging>();
-
-/**
- * Begin a large dump's writing while its tree is still being frozen, from the names of the core images a
- * scan of the tree expects (`core-TID.img`): check the target, create the temporary directory, and start
- * the worker thread creating those files, empty. Creating a file costs the file system about ten times what
- * opening it again and writing it does, so this moves most of a large dump's writing into the freeze, on
- * the other CPU. beginWrite(tasks, dir, opts, prestage) then writes the final images: a file of a task that
- * is not in the dump is removed, one of a task the scan did not see is created. The caller must hand the
- * prestage to beginWrite or abort it.
- */
-export function prestageWrite(dir: string, names: readonly string[], opts: WriteOptions = {}): Prestage {
-  const st = openStaging(dir, opts);
-  if (st.worker) {
-    const job: CreateJob = {
-      dir: st.tmp, names: [...names], ctl: new SharedArrayBuffer(4), created: new SharedArrayBuffer(names.length),
-    };
-    st.create = { job, ctl: new Int32Array(job.ctl) };
-    st.worker.postMessage({ create: job });
-  }
-  const handle: Prestage = {
-    abort: async () => {
-      const own = prestages.get(handle);
-      prestages.delete(handle);
-      if (own) await stopStaging(own);
-    },
-  };
-  prestages.set(handle, st);
-  return handle;
-}
-
 /**
  * Begin writing the images of `tasks` (final: in tree order, in the root's pid view) into `dir`: for a
- * large dump (WORKER_MIN_FILES files or more, or one prestaged by prestageWrite) check the target, create the
- * temporary directory (or take the prestage's), encode the CRIU images and hand the core images to a worker
- * thread, which starts writing them at once; finish(info) does the rest. A small dump does it all in finish,
- * on the calling thread, as writeImagesSync. The caller must call finish or abort (a pending write that is
- * dropped keeps nothing alive, and its temporary directory is a leftover that the next write to `dir`
- * removes, as a killed writer's).
+ * large dump (WORKER_MIN_FILES files or more) check the target, create the temporary directory, encode the
+ * CRIU images and hand the core images to a worker thread, which starts writing them at once; finish(info)
+ * does the rest. A small dump does it all in finish, on the calling thread, as writeImagesSync. The caller
+ * must call finish or abort (a pending write that is dropped keeps nothing alive, and its temporary
+ * directory is a leftover that the next write to `dir` removes, as a killed writer's).
  */
-export async function beginWrite(
-  tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}, prestage?: Prestage,
-): Promise<PendingWrite> {
-  let st = prestage ? prestages.get(prestage) : undefined;
-  if (prestage) prestages.delete(prestage);
-  if (st && st.p.target !== resolve(dir)) {
-    await stopStaging(st);
-    st = undefined;
-  }
-  if (!st && (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES)) {
+export async function beginWrite(tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}): Promise<PendingWrite> {
+  if (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES) {
     return {
       finish: async (info) => writeImagesSync({ info, tasks: tasks as RecordedTask[] }, dir, opts),
       abort: async () => {},
     };
   }
   const t0 = now();
-  // the files not created yet are the write's to create: stop creating
-  if (st?.create) Atomics.store(st.create.ctl, 0, 1);
-  const staged = st ?? openStaging(dir, opts);
+  const staged = openStaging(dir, opts);
   let criu: CriuFiles;
   try {
     criu = encodeCriu(tasks, opts.mtype ?? hostMarch(), true);
@@ -744,7 +669,7 @@ export async function beginWrite(
   const staging = staged.tmp;
   const job: WriteJob = {
     dir: staging, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
-    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length), excl: !staged.create,
+    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length),
   };
   staged.writeCtl = new Int32Array(job.ctl);
   w?.postMessage(job);
@@ -760,19 +685,10 @@ export async function beginWrite(
         const own = new Map<string, Buffer>([
           ['inventory.img', criu.inventory], ['pstree.img', criu.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
         ]);
-        // the write-back of what the worker has written so far, while it writes on: the final syncfs then has
-        // only the rest to wait for. On this thread, not on a pool thread: starting libuv's pool can abort the
-        // process when no thread can be had, and this must not. Its result is only a head start: an error it
-        // meets is reported by the syncfs on syncFd below (each open directory sees a write-back error once).
-        if (w) {
-          let earlyFd: number | undefined;
-          try {
-            earlyFd = openSync(staging, constants.O_RDONLY | constants.O_DIRECTORY);
-            syncfs(earlyFd);
-          } catch { /* only a head start */ } finally {
-            if (earlyFd !== undefined) closeSync(earlyFd);
-          }
-        }
+        // the worker starts the write-back of what is written when it has no file left to claim (see
+        // WORKER_SOURCE), beside what this thread does meanwhile; an error that write-back meets is reported by
+        // the syncfs on syncFd below (each open directory sees a write-back error once). Not on a pool thread
+        // of this one: starting libuv's pool can abort the process when no thread can be had, and this must not.
         let bytes = stage(own, staging);
         const mine = writeShare(fsModule, job, SHARE_CHUNK);
         w?.ref();
@@ -783,7 +699,6 @@ export async function beginWrite(
         if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
         const missing = new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
         if (missing) throw new ImageWriteError(`cannot write images to ${staging}: ${missing} files were not written`);
-        if (staged.create) removeUnwritten(staged.create.job, criu.names);
         bytes += criu.arena.length;
         syncDir(staged.syncFd!, staging);
         closeSync(staged.syncFd!);
@@ -799,19 +714,4 @@ export async function beginWrite(
       }
     },
   };
-}
-
-/** A prestaged dump: remove the files created for tasks that are not in it (they exited before the freeze). */
-function removeUnwritten(job: CreateJob, names: readonly string[]): void {
-  const created = new Uint8Array(job.created);
-  const keep = new Set(names);
-  for (let i = 0; i < job.names.length; i++) {
-    if (!created[i] || keep.has(job.names[i])) continue;
-    const path = join(job.dir, job.names[i]);
-    try {
-      unlinkSync(path);
-    } catch (e) {
-      throw outputError(path, 'remove', e);
-    }
-  }
 }

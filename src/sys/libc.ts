@@ -22,24 +22,28 @@ const osConstants = (): typeof os.constants => os.constants;
  * does when its detection fails. Anything else (another layout, an architecture whose binary name carries
  * an ABI, a major version this code was not written for) takes koffi's package entry.
  */
-function loadKoffi(): Koffi {
+function loadKoffi(): { koffi: Koffi; path: string } {
   // the CommonJS bundle of the command line has a require (and node:module is not loaded for it); the ES
   // module build makes one
   const req = typeof require === 'function' ? require : createRequire(import.meta.url);
   const { platform, arch } = process;
   if (platform === 'linux' && (arch === 'x64' || arch === 'arm64' || arch === 'ia32')) {
     for (const libcName of ['linux', 'musl']) {
+      const spec = `@koromix/koffi-${platform}-${arch}/${libcName}_${arch}/koffi.node`;
       try {
-        const native = req(`@koromix/koffi-${platform}-${arch}/${libcName}_${arch}/koffi.node`) as Koffi & { version?: string };
-        if (typeof native.version === 'string' && native.version.startsWith('3.')) return native;
+        const native = req(spec) as Koffi & { version?: string };
+        if (typeof native.version === 'string' && native.version.startsWith('3.')) return { koffi: native, path: req.resolve(spec) };
         break;
       } catch { /* not this one */ }
     }
   }
-  return req('koffi') as Koffi;
+  return { koffi: req('koffi') as Koffi, path: req.resolve('koffi') };
 }
 
-export const koffi: Koffi = loadKoffi();
+const loaded = loadKoffi();
+export const koffi: Koffi = loaded.koffi;
+/** The file koffi was loaded from: a worker thread requires the same (write.ts's worker, for syncfs). */
+export const KOFFI_PATH: string = loaded.path;
 export const libc = koffi.load('libc.so.6');
 
 /** errno values of asm-generic/errno-base.h, the same on every Linux architecture */

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { RecordedTask, Snapshot } from '../../src/collector/task.js';
 import { ImageWriteError, OutputError } from '../../src/errors.js';
 import {
-  beginWrite, encodeImages, prestageWrite, readImages, WORKER_MIN_FILES, writeImages, writeImagesSync,
+  beginWrite, encodeImages, readImages, WORKER_MIN_FILES, writeImages, writeImagesSync,
 } from '../../src/image/index.js';
 
 let work: string;
@@ -106,42 +106,6 @@ describe('the worker path of a large write', () => {
     expect(readdirSync(dir)).not.toContain('keep');
     expect(readImages(dir).tasks).toHaveLength(N);
     expect(dots(parent)).toEqual([]);
-  });
-
-  it('prestaged from a scan: the same bytes; files of tasks the scan saw but the dump lacks are removed, those it missed are made', async () => {
-    const s = bigSnapshot(N);
-    const parent = mkdtempSync(join(work, 'prestage-'));
-    const dir = join(parent, 'out');
-    // the scan saw 200 tasks that exited before the freeze ended, and missed the last 100 of the dump
-    const scanned = [...s.tasks.slice(0, N - 100).map((t) => `core-${t.pid}.img`),
-      ...Array.from({ length: 200 }, (_, i) => `core-${900000 + i}.img`)];
-    const pre = prestageWrite(dir, scanned);
-    expect(existsSync(dir)).toBe(false);
-    expect(dots(parent)).toHaveLength(1);
-    const staging = join(parent, dots(parent)[0]);
-    // the worker creates the files, empty, while the caller freezes: wait until it has made some
-    for (let i = 0; i < 200 && readdirSync(staging).length < 1000; i++) await new Promise((r) => setTimeout(r, 10));
-    expect(readdirSync(staging).length).toBeGreaterThanOrEqual(1000);
-    const pending = await beginWrite(s.tasks, dir, {}, pre);
-    const r = await pending.finish(s.info);
-    expect(r.workers).toBe(1);
-    const want = encodeImages(s);
-    expect(readdirSync(dir).sort()).toEqual([...want.keys()].sort());
-    for (const [f, bytes] of want) expect(readFileSync(join(dir, f)).equals(bytes), f).toBe(true);
-    expect(dots(parent)).toEqual([]);
-    // a prestage handed to beginWrite is its; aborting the handle afterwards does nothing
-    await pre.abort();
-    expect(readdirSync(dir)).toHaveLength(want.size);
-  });
-
-  it('a prestage given up before beginWrite (the freeze failed) stops its worker and leaves nothing', async () => {
-    const parent = mkdtempSync(join(work, 'prestage-abort-'));
-    const names = Array.from({ length: N }, (_, i) => `core-${5000 + i}.img`);
-    const pre = prestageWrite(join(parent, 'out'), names);
-    expect(dots(parent)).toHaveLength(1);
-    await new Promise((r) => setTimeout(r, 30));
-    await pre.abort();
-    expect(readdirSync(parent)).toEqual([]);
   });
 
   it('an abandoned write (abort) stops the worker and removes the temporary directory', async () => {
