@@ -97,6 +97,14 @@ await build({
 for (const f of readdirSync(out)) {
   const path = `${out}/${f}`;
   const body = readFileSync(path, 'utf8');
+  // esbuild escapes what strings hold beyond ASCII; a comment it keeps (a class member's) is copied as it is.
+  // One such character makes V8 hold the whole bundle as a two-byte string: twice the memory, and the read at
+  // every start about 0.7 ms slower. Say which comment to change instead.
+  const wide = /[^\x00-\x7f]/.exec(body);
+  if (wide) {
+    const line = body.slice(0, wide.index).split('\n').length;
+    throw new Error(`${f}:${line}: a character beyond ASCII (${JSON.stringify(wide[0])}) is left in the bundle, in a comment; write it in ASCII in the source`);
+  }
   if (/\bimport\(/.test(body.replace(/\/\/[^\n]*|"(?:[^"\\\n]|\\.)*"|'(?:[^'\\\n]|\\.)*'|`(?:[^`\\]|\\.)*`/g, ''))) {
     throw new Error(`${f}: an import() is left in the bundle (bin/tdcollect.js runs it as CommonJS)`);
   }

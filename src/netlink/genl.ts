@@ -134,7 +134,7 @@ export class GenlConn {
 
   close(): void { this.conn.close(); }
 
-  /** Resolve a family by name (cached). Unknown name → NetlinkError ENOENT. */
+  /** Resolve a family by name (cached). Unknown name: NetlinkError ENOENT. */
   family(name: string): GenlFamily {
     const cached = this.families.get(name);
     if (cached) return cached;

@@ -91,7 +91,7 @@ export class LoadedIterator {
     readonly filters: boolean,
   ) {}
 
-  /** Open, load and attach the task iterator (the one-time cost: 25–60 ms on this project's 6.18 machines). */
+  /** Open, load and attach the task iterator (the one-time cost: 25 to 60 ms on this project's 6.18 machines). */
   static async load(opts: { inKernelFilter?: boolean; minCoreBtf?: boolean } = {}): Promise<LoadedIterator> {
     if (!hasBpfCaps()) {
       throw new PermissionError('CAP_BPF', undefined,
