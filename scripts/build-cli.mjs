@@ -29,14 +29,18 @@ const out = `${root}dist/bin.${process.pid}.tmp`;
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 
-const { COMMANDS } = await import(`${cli}main.js`);
+const { COMMANDS, FAST } = await import(`${cli}main.js`);
 const names = Object.keys(COMMANDS);
-/** the entry of a bundle: run() over the given commands, each imported statically */
+/**
+ * The entry of a bundle: run() over the given commands and their fast paths (main.ts FAST), each imported
+ * when it is used (a module the bundle holds is initialised on first use: a dump on its fast path never
+ * initialises commander, nor the command modules that register with it)
+ */
 const entry = (cmds) => [
   `import { run } from ${JSON.stringify(`${cli}main.js`)};`,
-  ...cmds.map((c, i) => `import * as c${i} from ${JSON.stringify(`${cli}${c}.js`)};`),
-  `const commands = { ${cmds.map((c, i) => `${JSON.stringify(c)}: () => Promise.resolve(c${i})`).join(', ')} };`,
-  'export function main(argv) { return run(argv, commands); }',
+  `const commands = { ${cmds.map((c) => `${JSON.stringify(c)}: () => import(${JSON.stringify(`${cli}${c}.js`)})`).join(', ')} };`,
+  `const fast = { ${cmds.filter((c) => FAST[c]).map((c) => `${JSON.stringify(c)}: () => import(${JSON.stringify(`${cli}${c}-fast.js`)})`).join(', ')} };`,
+  'export function main(argv) { return run(argv, commands, fast); }',
 ].join('\n');
 
 await build({
@@ -65,8 +69,9 @@ await build({
         resolveDir: cli,
         loader: 'js',
       }));
-      // main.js's own table of lazily imported commands is not what a bundle runs (the entry passes its own)
-      b.onResolve({ filter: /^\.\/[a-z]+\.js$/ }, (args) =>
+      // main.js's own tables of lazily imported commands and fast paths are not what a bundle runs (the entry
+      // passes its own)
+      b.onResolve({ filter: new RegExp(`^\\./(${names.join('|')})(-fast)?\\.js$`) }, (args) =>
         args.kind === 'dynamic-import' && args.importer === `${cli}main.js` ? { path: args.path, namespace: 'unused' } : undefined);
       b.onLoad({ filter: /.*/, namespace: 'unused' }, () => ({ contents: 'throw new Error("not in this bundle");', loader: 'js' }));
       b.onResolve({ filter: /\/commander\.js$/ }, (args) =>

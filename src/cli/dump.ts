@@ -1,63 +1,11 @@
 /** tdcollect dump: freeze the tree rooted at --root, collect it, write images (or stream it). */
 import { Command, Option } from './commander.js';
-import { mkdtempSync, readdirSync, rmdirSync, statSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
 import { action } from './common.js';
 import { manual } from './manual.js';
-import { Progress, formatStats } from './progress.js';
-import { addStreamOptions, streamToStdout, type StreamCliOptions } from './stream.js';
-import { collect, parsePid } from '../collector/collect.js';
-import { processOwner } from '../collector/owner.js';
-import { beginWrite, type PendingWrite } from '../image/index.js';
-import { OutputError, UsageError } from '../errors.js';
-import type { FreezeMethod, SourceName } from '../collector/task.js';
-import { now } from '../sys/clock.js';
-import { isatty } from '../sys/fs.js';
+import { addStreamOptions } from './stream.js';
+import { runDump } from './dump-run.js';
 
-export interface DumpCliOptions extends StreamCliOptions {
-  root: string;
-  output?: string;
-  source: SourceName | 'auto';
-  freeze: string;
-  force?: boolean;
-  quiet?: boolean;
-  stats?: boolean;
-}
-
-/** Parse `--freeze ptrace|none|cgroup|cgroup=PATH`. */
-export function parseFreeze(text: string): { method: FreezeMethod; cgroup?: string } {
-  if (text === 'ptrace' || text === 'none' || text === 'cgroup') return { method: text };
-  if (text.startsWith('cgroup=') && text.length > 7) return { method: 'cgroup', cgroup: text.slice(7) };
-  throw new UsageError(`invalid --freeze '${text}': expected ptrace, cgroup, cgroup=PATH or none`);
-}
-
-/**
- * Refuse an output that cannot work before anything is frozen (writeImages checks again): a non-empty
- * existing target without --force, a target that is not a directory, a parent that is not a writable
- * directory.
- */
-export function precheckOutput(dir: string, force: boolean): void {
-  let st;
-  try {
-    st = statSync(dir);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code ?? 'EIO';
-    if (code !== 'ENOENT') throw new OutputError(dir, `${dir}: cannot write: ${code}`);
-    const parent = dirname(dir);
-    try {
-      // what writeImages will do first: create a directory beside the target (permission bits alone do not
-      // tell, e.g. for root in /proc or on a read-only mount)
-      rmdirSync(mkdtempSync(join(parent, '.tdcollect-probe-')));
-    } catch (pe) {
-      throw new OutputError(dir, `${dir}: cannot write: ${(pe as NodeJS.ErrnoException).code ?? 'EIO'} on ${parent}`);
-    }
-    return;
-  }
-  if (!st.isDirectory()) throw new OutputError(dir, `${dir}: exists and is not a directory`);
-  if (!force && readdirSync(dir).length > 0) {
-    throw new OutputError(dir, `${dir}: directory is not empty (use --force to replace it)`);
-  }
-}
+export { parseFreeze, precheckOutput, runDump, type DumpCliOptions } from './dump-run.js';
 
 export function register(program: Command): void {
   const cmd = program
@@ -72,54 +20,7 @@ export function register(program: Command): void {
     .option('-q, --quiet', 'no progress line on stderr')
     .option('--stats', 'print phase timings, task counts and syscall/round-trip counts on stderr');
   addStreamOptions(cmd);
-  cmd.action(action(async (opts: DumpCliOptions) => {
-    const root = parsePid(opts.root);
-    if (opts.stdout && opts.output) throw new UsageError('dump: give either -o <dir> or --stdout, not both');
-    if (!opts.stdout && !opts.output) throw new UsageError('dump: needs -o <dir> (or --stdout)');
-    const freeze = parseFreeze(opts.freeze);
-    const dir = opts.output ? resolve(opts.output) : undefined;
-    if (dir) precheckOutput(dir, !!opts.force);
-    const progress = new Progress({ quiet: !!opts.quiet, isTTY: isatty(2) });
-    // a large dump starts writing while the tree is still frozen (a worker thread stages the core images
-    // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
-    let pending: PendingWrite | undefined;
-    let writeMs = 0;
-    const writeOpts = { force: !!opts.force, owner: processOwner };
-    try {
-      const snapshot = await collect({
-        root,
-        source: opts.source,
-        freeze: freeze.method,
-        freezeOptions: freeze.cgroup !== undefined ? { cgroup: freeze.cgroup } : {},
-        onPhase: progress.onPhase,
-        ...(dir ? {
-          onCollected: async (tasks) => {
-            const t = now();
-            pending = await beginWrite(tasks, dir, writeOpts);
-            writeMs += now() - t;
-          },
-        } : {}),
-      });
-      const t0 = now();
-      if (dir) {
-        progress.phase('write', snapshot.tasks.length);
-        // begun by onCollected before the thaw (here only if collect() did not call it)
-        const p: PendingWrite = pending ?? await beginWrite(snapshot.tasks, dir, writeOpts);
-        pending = undefined;
-        await p.finish(snapshot.info);
-      } else {
-        await streamToStdout(snapshot.info, snapshot.tasks, opts.format);
-      }
-      snapshot.info.timings.write = writeMs + now() - t0;
-      progress.done();
-      if (opts.stats) process.stderr.write(formatStats(snapshot.info));
-      return 0;
-    } finally {
-      // collect() failed after the write began (the thaw): give the write up, leaving nothing behind
-      await (pending as PendingWrite | undefined)?.abort();
-      progress.done();
-    }
-  }));
+  cmd.action(action(runDump));
   manual(cmd, {
     summary: 'freeze a process tree, collect it, write CRIU-format images',
     description: [

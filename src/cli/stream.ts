@@ -9,16 +9,12 @@
  * in ~64 KiB chunks; a consumer that goes away (EPIPE) ends the stream quietly. Record schema: src/stream.
  */
 import { Option, type Command } from './commander.js';
-import type { DumpInfo, RecordedTask } from '../collector/task.js';
-import type { StreamFormat, StreamResult } from '../stream/index.js';
+import type { StreamFormat } from '../stream/index.js';
 
 /** The formats of src/stream, repeated here so that registering the options does not load msgpackr. */
 const STREAM_FORMATS: readonly StreamFormat[] = ['msgpack', 'json'];
 
-export interface StreamCliOptions {
-  stdout?: boolean;
-  format: StreamFormat;
-}
+export type { StreamCliOptions } from './stream-out.js';
 
 /** Register --stdout and --format on a command. */
 export function addStreamOptions(cmd: Command): Command {
@@ -28,12 +24,4 @@ export function addStreamOptions(cmd: Command): Command {
       .choices([...STREAM_FORMATS]).default('msgpack'));
 }
 
-/** Write a snapshot (or a task list with what is known of the header) to stdout as a stream. */
-export async function streamToStdout(
-  info: Partial<DumpInfo>,
-  tasks: Iterable<RecordedTask> | AsyncIterable<RecordedTask>,
-  format: StreamFormat = 'msgpack',
-): Promise<StreamResult> {
-  const { streamSnapshot } = await import('../stream/index.js');
-  return streamSnapshot(1, info, tasks, format);
-}
+export { streamToStdout } from './stream-out.js';
