@@ -17,9 +17,10 @@ export type Commands = Record<string, () => Promise<{ register: Register }>>;
  */
 export type FastPaths = Record<string, () => Promise<{ fast(args: readonly string[]): (() => Promise<void>) | undefined }>>;
 
-/** The commands with a fast path (the dump: the command whose start-up matters most). */
+/** The commands with a fast path (the dump, and show: the commands whose start-up matters most). */
 export const FAST: FastPaths = {
   dump: () => import('./dump-fast.js'),
+  show: () => import('./show-fast.js'),
 };
 
 /** Every command, by name, in the order help lists them. A new command is one file plus one line here. */

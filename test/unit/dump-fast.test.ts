@@ -1,12 +1,15 @@
 /**
- * The dump's fast path (cli/dump-run.ts fastDump) reads the command line as commander does: for every
- * command line it accepts, the same options as commander's parse of the registered dump command; every
- * command line commander refuses, or answers with help, it leaves to commander (undefined).
+ * The fast paths of dump and show (cli/dump-run.ts fastDump, cli/show-run.ts fastShow) read the command line
+ * as commander does: for every command line they accept, the same options as commander's parse of the
+ * registered command; every command line commander refuses, or answers with help, they leave to commander
+ * (undefined).
  */
 import { describe, expect, it } from 'vitest';
 import { Command } from '../../src/cli/commander.js';
 import { register } from '../../src/cli/dump.js';
 import { fastDump } from '../../src/cli/dump-run.js';
+import { register as registerShow } from '../../src/cli/show.js';
+import { fastShow } from '../../src/cli/show-run.js';
 import { prng } from '../helpers/random.js';
 
 /** commander's options for `tdcollect dump ARGS`, or 'refused' (an error, help) */
@@ -85,5 +88,43 @@ describe('fastDump', () => {
       expect(await viaCommander(args), args.join(' ')).toEqual(fast);
     }
     expect(accepted).toBeGreaterThan(200);
+  });
+});
+
+/** commander's [set, options] for `tdcollect show ARGS`, or 'refused' */
+async function showViaCommander(args: string[]): Promise<[string, Record<string, unknown>] | 'refused'> {
+  const program = new Command().name('tdcollect').exitOverride().configureOutput({ writeErr: () => {}, writeOut: () => {} });
+  registerShow(program);
+  const cmd = program.commands.find((c) => c.name() === 'show')!;
+  cmd.exitOverride();
+  let got: [string, Record<string, unknown>] | undefined;
+  cmd.action((path: string, opts: Record<string, unknown>) => { got = [path, { ...opts }]; });
+  try {
+    await program.parseAsync(['node', 'tdcollect', 'show', ...args]);
+  } catch {
+    return 'refused';
+  }
+  return got ?? 'refused';
+}
+
+describe('fastShow', () => {
+  it('agrees with commander on random command lines, and leaves the rest to it', async () => {
+    const rnd = prng(0x5e0);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)];
+    const words = ['img', 'other', '--json', '--no-verify', '--pid-view', 'root', 'collector', 'nope', '--pid-view=root',
+      '--pid-view=collector', '--pid-view=x', '--bogus', '-j', '--'];
+    let accepted = 0;
+    for (let i = 0; i < 1500; i++) {
+      const args = Array.from({ length: Math.floor(rnd() * 5) }, () => pick(words));
+      const fast = fastShow(args);
+      if (!fast) continue;
+      accepted++;
+      expect(await showViaCommander(args), args.join(' ')).toEqual([fast.path, fast.opts]);
+    }
+    expect(accepted).toBeGreaterThan(100);
+    for (const args of [[], ['--help'], ['a', 'b'], ['img', '--pid-view', 'nope'], ['img', '--bogus']]) {
+      expect(fastShow(args), args.join(' ')).toBeUndefined();
+      expect(await showViaCommander(args), args.join(' ')).toBe('refused');
+    }
   });
 });
