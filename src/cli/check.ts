@@ -11,7 +11,8 @@ import { action, BufferedWriter } from './common.js';
 import { EXIT } from '../errors.js';
 import { SOURCES } from '../collector/sources/index.js';
 import { FREEZERS } from '../collector/freeze/index.js';
-import type { FreezeMethod, SourceName } from '../collector/task.js';
+import type { FreezeMethod, Mask64, SourceName } from '../collector/task.js';
+import { effectiveCaps, hasCap } from '../collector/caps.js';
 import { GenlConn } from '../netlink/genl.js';
 import { taskStatsForPid } from '../netlink/taskstats.js';
 import { dumpInetSockets, AF_INET, IPPROTO_TCP, TCP_LISTEN } from '../netlink/sockdiag.js';
@@ -73,22 +74,11 @@ function mounts(): Mount[] {
 }
 
 /** Effective capabilities of this process as a bigint mask. */
-export function effectiveCaps(): bigint {
-  const s = readFileSync('/proc/self/status', 'latin1');
-  const i = s.indexOf('\nCapEff:');
-  if (i < 0) return 0n;
-  return BigInt(`0x${s.slice(i + 8, s.indexOf('\n', i + 1)).trim()}`);
-}
-
-function hasCap(eff: bigint, n: number): boolean {
-  return ((eff >> BigInt(n)) & 1n) === 1n;
-}
-
 function readTrim(path: string): string | undefined {
   try { return readFileSync(path, 'latin1').trim(); } catch { return undefined; }
 }
 
-function probeFreezer(name: FreezeMethod, eff: bigint, ms: Mount[]): CheckItem {
+function probeFreezer(name: FreezeMethod, eff: Mask64, ms: Mount[]): CheckItem {
   if (!FREEZERS[name]) return item(name, false, 'not built into this tdcollect');
   switch (name) {
     case 'none':
@@ -178,8 +168,7 @@ function features(ms: Mount[]): CheckItem[] {
 
 export async function runCheck(): Promise<CheckReport> {
   const ms = mounts();
-  let eff = 0n;
-  try { eff = effectiveCaps(); } catch { /* no /proc */ }
+  const eff = effectiveCaps();
   const sources: CheckItem[] = [];
   for (const n of SOURCE_NAMES) {
     const f = SOURCES[n];

@@ -172,6 +172,26 @@ export class ProcFile {
     }
   }
 
+  /** The hexadecimal mask on the line `key:` of the file last read ("CapEff:\t000001ffffffffff"), as mask64. */
+  keyMask64(key: string): Mask64 | undefined {
+    const b = this.buf;
+    const k = key.length;
+    for (let p = 0; p + k < this.len; p++) {
+      if ((p === 0 || b[p - 1] === 0x0a) && b[p + k] === 0x3a && this.isKeyAt(key, p)) {
+        let q = p + k + 1;
+        while (q < this.len && (b[q] === 0x09 || b[q] === C_SPACE)) q++;
+        this.pos = q;
+        return this.mask64();
+      }
+    }
+    return undefined;
+  }
+
+  private isKeyAt(key: string, p: number): boolean {
+    for (let i = 0; i < key.length; i++) if (this.buf[p + i] !== key.charCodeAt(i)) return false;
+    return true;
+  }
+
   /** The decimals of the line `key:` of the file last read (see statusNumbers). */
   keyNumbers(key: string): number[] | undefined {
     return statusNumbers(this.buf, this.len, key);

@@ -6,11 +6,12 @@
  * test/integration/freeze-children.test.ts.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DENIED, GONE, ProcFile, statusNumbers } from '../../src/collector/procfile.js';
 import { readChildren, readStat } from '../../src/collector/freeze/procread.js';
+import { effectiveCaps, hasCap } from '../../src/collector/caps.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'tdc-procfile-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -162,5 +163,31 @@ describe('statusNumbers', () => {
     expect(pf.keyNumbers('NSpid')).toEqual(line('NSpid'));
     expect(pf.keyNumbers('Groups')).toEqual(line('Groups'));
     expect(pf.keyNumbers('Tgid')).toEqual([process.pid]);
+  });
+});
+
+describe('capability masks (keyMask64, caps.ts)', () => {
+  it('reads a status line\'s hex mask whole, and only the line whose key it is', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tdc-caps-'));
+    try {
+      const path = join(dir, 'status');
+      // a key that ends another key (XCapEff) and a key that starts it (CapEffX) are not CapEff
+      writeFileSync(path, 'Name:\tx\nXCapEff:\tffffffffffffffff\nCapEffX:\t1\nCapEff:\t000001ffabcdef01\nCapBnd:\t0\n');
+      const f = new ProcFile(4096);
+      expect(f.read(path)).toBeGreaterThan(0);
+      expect(f.keyMask64('CapEff')).toEqual([0xabcdef01, 0x1ff]);
+      expect(f.keyMask64('CapBnd')).toEqual([0, 0]);
+      expect(f.keyMask64('CapAmb')).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('effectiveCaps is CapEff of /proc/self/status, and hasCap its bits', () => {
+    const text = readFileSync('/proc/self/status', 'latin1');
+    const want = BigInt(`0x${/\nCapEff:\s*([0-9a-f]+)/.exec(text)![1]}`);
+    const got = effectiveCaps();
+    expect((BigInt(got[1]) << 32n) | BigInt(got[0])).toBe(want);
+    for (let bit = 0; bit < 64; bit++) expect(hasCap(got, bit), `bit ${bit}`).toBe(((want >> BigInt(bit)) & 1n) === 1n);
   });
 });

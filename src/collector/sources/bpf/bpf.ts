@@ -30,6 +30,7 @@ export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 import type { OptionalField, Task, TaskScan, TaskState } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
 import { readNsPid } from '../../nsread.js';
+import { effectiveCaps, hasCap } from '../../caps.js';
 import { ProcFile } from '../../procfile.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
@@ -69,15 +70,8 @@ const CAP_BPF = 39;
 
 /** Whether this process's effective capabilities allow loading a BPF iterator. */
 export function hasBpfCaps(): boolean {
-  let status: string;
-  try { status = readFileSync('/proc/self/status', 'latin1'); } catch { return false; }
-  const i = status.indexOf('\nCapEff:\t');
-  if (i < 0) return false;
-  const hex = status.slice(i + 9, i + 25);
-  const lo = parseInt(hex.slice(8), 16);
-  const hi = parseInt(hex.slice(0, 8), 16);
-  const has = (bit: number) => (bit < 32 ? (lo >>> bit) & 1 : (hi >>> (bit - 32)) & 1) === 1;
-  return has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON));
+  const caps = effectiveCaps();
+  return hasCap(caps, CAP_SYS_ADMIN) || (hasCap(caps, CAP_BPF) && hasCap(caps, CAP_PERFMON));
 }
 
 /** A loaded and attached iterator owned by this process. */
