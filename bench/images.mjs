@@ -1,7 +1,10 @@
 // Image writing and reading: a synthetic snapshot (4 threads per process, every Task field set) written
 // with writeImages (one syncfs before the rename) and read back with readImages. Needs `npm run build`.
+// Every run writes a new directory, and all are removed at the end, outside the timing: on ext4 without a
+// journal a create right after many deletes scans past the freed inodes first (see bench/dump.mjs), and
+// removing each dump before the next measured that.
 // Standalone: node bench/images.mjs [tasks] [runs]
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
@@ -28,13 +31,15 @@ export async function run({ sizes = [1000, 10000], runs = 5, dir = process.env.B
   for (const n of sizes) {
     const s = snapshot(n);
     const w = [], r = [];
+    rmSync(dir, { recursive: true, force: true });
+    mkdirSync(dir, { recursive: true });
     for (let k = 0; k < runs; k++) {
-      rmSync(dir, { recursive: true, force: true });
+      const out = join(dir, `${n}-${k}`);
       let t = performance.now();
-      await writeImages(s, dir);
+      await writeImages(s, out);
       w.push(performance.now() - t);
       t = performance.now();
-      readImages(dir);
+      readImages(out);
       r.push(performance.now() - t);
     }
     rmSync(dir, { recursive: true, force: true });
