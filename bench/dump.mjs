@@ -155,13 +155,19 @@ export async function run() {
     variants.push({ name: 'baseline build (pinned)', run: (root) => dumpOnce(root, { ...baseEnv, TDCOLLECT_BPF_PIN: pin }, outDir, other) });
   }
   const runsOf = (n) => (n >= 30000 ? Number(process.env.BENCH_RUNS_30K ?? 3) : Number(process.env.BENCH_RUNS ?? 7));
-  checkSpace(outDir, sizes, (n) => (runsOf(n) + 1) * (variants.length - 1));
   const results = {};
   const cleanup = () => {
     if (havePin) spawnSync(process.execPath, [BIN, 'bpf', 'unpin', '-p', pin], { env: baseEnv });
     rmSync(pinDir, { recursive: true, force: true });
     rmSync(outDir, { recursive: true, force: true });
   };
+  // refused for want of space: the pin made above goes too
+  try {
+    checkSpace(outDir, sizes, (n) => (runsOf(n) + 1) * (variants.length - 1));
+  } catch (e) {
+    cleanup();
+    throw e;
+  }
   // interrupted: leave no pin and no images behind (the tree's keeper tears the tree down when we die)
   const onSignal = (sig) => { cleanup(); process.kill(process.pid, sig); };
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.once(sig, onSignal);
