@@ -54,6 +54,16 @@ function split64(v: Long64): void {
   }
 }
 
+/** Write v (an unsigned 32-bit value) as a varint at b[p]; returns the position after it. */
+function putVarint32(b: Buffer, p: number, v: number): number {
+  while (v > 127) {
+    b[p++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  b[p++] = v;
+  return p;
+}
+
 export class Writer {
   private buf: Buffer;
   private pos = 0;
@@ -84,16 +94,8 @@ export class Writer {
   }
 
   uint32(value: number): this {
-    let v = value >>> 0;
     this.room(5);
-    const b = this.buf;
-    let p = this.pos;
-    while (v > 127) {
-      b[p++] = (v & 127) | 128;
-      v >>>= 7;
-    }
-    b[p++] = v;
-    this.pos = p;
+    this.pos = putVarint32(this.buf, this.pos, value >>> 0);
     return this;
   }
 
@@ -242,7 +244,7 @@ export class Writer {
   ldelim(): this {
     const at = this.forks.pop();
     if (at === undefined) throw new Error('ldelim() without fork()');
-    let n = this.pos - at - 1;
+    const n = this.pos - at - 1;
     if (n < 128) {
       this.buf[at] = n;
       return this;
@@ -252,12 +254,7 @@ export class Writer {
     this.room(size - 1);
     this.buf.copyWithin(at + size, at + 1, this.pos);
     this.pos += size - 1;
-    let p = at;
-    while (n > 127) {
-      this.buf[p++] = (n & 127) | 128;
-      n >>>= 7;
-    }
-    this.buf[p] = n;
+    putVarint32(this.buf, at, n);
     return this;
   }
 
@@ -281,12 +278,7 @@ export class Writer {
       lo = ((lo >>> 7) | (hi << 25)) >>> 0;
       hi >>>= 7;
     }
-    while (lo > 127) {
-      b[p++] = (lo & 127) | 128;
-      lo >>>= 7;
-    }
-    b[p++] = lo;
-    this.pos = p;
+    this.pos = putVarint32(b, p, lo);
     return this;
   }
 }

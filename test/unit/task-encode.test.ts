@@ -29,30 +29,43 @@ const errorOf = (f: () => unknown): string => {
   return 'no error';
 };
 
+/**
+ * Seeded random tasks: every optional field present or absent, values at the varint boundaries, seccomp
+ * modes CRIU's core entry leaves out (3), non-ASCII and empty comms.
+ */
+function generator(seed: number) {
+  const rnd = prng(seed);
+  const int = (n: number) => Math.floor(rnd() * n);
+  const u32 = () => [0, 1, 127, 128, 65535, 2 ** 31, 2 ** 32 - 1][int(7)] ?? int(2 ** 32);
+  const mask = (): [number, number] => [u32(), u32()];
+  const maybe = <T>(v: () => T): T | undefined => (rnd() < 0.5 ? v() : undefined);
+  const task = (pid = u32(), tgid = u32()): RecordedTask => {
+    const t: RecordedTask = {
+      pid, tgid, ppid: u32(), tpid: u32(), sid: u32(), pgid: u32(),
+      state: (['R', 'S', 'D', 'T', 't', 'Z', 'X', 'I'] as const)[int(8)],
+      comm: ['sleep', '', 'kworker/0:1H-kblockd'.slice(0, 15), 'é€', 'x'.repeat(15)][int(5)],
+      uid: u32(), euid: u32(), suid: u32(), fsuid: u32(), gid: u32(), egid: u32(), sgid: u32(), fsgid: u32(),
+      capInh: mask(), capPrm: mask(), capEff: mask(), capBnd: mask(), capAmb: maybe(mask),
+      groups: maybe(() => Array.from({ length: int(40) }, u32)),
+      securebits: maybe(u32), noNewPrivs: maybe(() => rnd() < 0.5), seccomp: maybe(() => int(4)),
+      startTime: maybe(() => [0, 2 ** 40 + 3, 2 ** 53 - 1][int(3)]), personality: maybe(u32), flags: maybe(u32),
+      sigBlk: maybe(mask), nice: maybe(() => int(40) - 20), policy: maybe(() => int(7)),
+      priority: maybe(() => int(140) - 100), rtPriority: maybe(() => int(100)), exitCode: maybe(() => int(512) - 256),
+      futexRla: maybe(() => int(2 ** 47)), futexRlaLen: maybe(() => 24),
+      collectorView: maybe(() => ({ pid: u32(), tgid: u32(), ppid: u32(), sid: u32(), pgid: u32() })),
+      ns: maybe(() => ({ pid: u32(), mnt: maybe(u32), net: u32(), time: maybe(u32) })),
+    };
+    for (const k of Object.keys(t) as (keyof RecordedTask)[]) if (t[k] === undefined) delete t[k];
+    return t;
+  };
+  return { int, task };
+}
+
 describe('writeTask', () => {
   it('writes what taskToPb and the generated encoder write, for random tasks', () => {
-    const rnd = prng(0x7a5c);
-    const int = (n: number) => Math.floor(rnd() * n);
-    const u32 = () => [0, 1, 127, 128, 65535, 2 ** 31, 2 ** 32 - 1][int(7)] ?? int(2 ** 32);
-    const mask = (): [number, number] => [u32(), u32()];
-    const maybe = <T>(v: () => T): T | undefined => (rnd() < 0.5 ? v() : undefined);
+    const { task } = generator(0x7a5c);
     for (let i = 0; i < 500; i++) {
-      const t: RecordedTask = {
-        pid: u32(), tgid: u32(), ppid: u32(), tpid: u32(), sid: u32(), pgid: u32(),
-        state: (['R', 'S', 'D', 'T', 't', 'Z', 'X', 'I'] as const)[int(8)],
-        comm: ['sleep', '', 'kworker/0:1H-kblockd'.slice(0, 15), 'é€', 'x'.repeat(15)][int(5)],
-        uid: u32(), euid: u32(), suid: u32(), fsuid: u32(), gid: u32(), egid: u32(), sgid: u32(), fsgid: u32(),
-        capInh: mask(), capPrm: mask(), capEff: mask(), capBnd: mask(), capAmb: maybe(mask),
-        groups: maybe(() => Array.from({ length: int(40) }, u32)),
-        securebits: maybe(u32), noNewPrivs: maybe(() => rnd() < 0.5), seccomp: maybe(() => int(3)),
-        startTime: maybe(() => [0, 2 ** 40 + 3, 2 ** 53 - 1][int(3)]), personality: maybe(u32), flags: maybe(u32),
-        sigBlk: maybe(mask), nice: maybe(() => int(40) - 20), policy: maybe(() => int(7)),
-        priority: maybe(() => int(140) - 100), rtPriority: maybe(() => int(100)), exitCode: maybe(() => int(512) - 256),
-        futexRla: maybe(() => int(2 ** 47)), futexRlaLen: maybe(() => 24),
-        collectorView: maybe(() => ({ pid: u32(), tgid: u32(), ppid: u32(), sid: u32(), pgid: u32() })),
-        ns: maybe(() => ({ pid: u32(), mnt: maybe(u32), net: u32(), time: maybe(u32) })),
-      };
-      for (const k of Object.keys(t) as (keyof RecordedTask)[]) if (t[k] === undefined) delete t[k];
+      const t = task();
       expect(direct(t), `task ${i}`).toBe(viaMessage(t));
     }
   });
@@ -79,11 +92,7 @@ describe('writeTask', () => {
   });
 
   it('writeCore and writePstree write what coreEntry, pstreeEntry and the generated encoders write', () => {
-    const rnd = prng(0xc0de);
-    const int = (n: number) => Math.floor(rnd() * n);
-    const u32 = () => [0, 1, 127, 128, 65535, 2 ** 31, 2 ** 32 - 1][int(7)] ?? int(2 ** 32);
-    const mask = (): [number, number] => [u32(), u32()];
-    const maybe = <T>(v: () => T): T | undefined => (rnd() < 0.5 ? v() : undefined);
+    const { int, task } = generator(0xc0de);
     const viaCore = (t: RecordedTask, g: ProcessGroup, mtype: number) =>
       Buffer.from(MESSAGES.core_entry.encode(coreEntry(t, g, mtype)).finish()).toString('hex');
     const directCore = (t: RecordedTask, g: ProcessGroup, mtype: number) => {
@@ -92,23 +101,8 @@ describe('writeTask', () => {
       return Buffer.from(w.finish()).toString('hex');
     };
     for (let i = 0; i < 500; i++) {
-      const mk = (pid: number, tgid: number): RecordedTask => {
-        const t: RecordedTask = {
-          pid, tgid, ppid: u32(), tpid: 0, sid: u32(), pgid: u32(),
-          state: (['R', 'S', 'D', 'T', 't', 'Z', 'X'] as const)[int(7)], comm: ['sleep', '', 'é€', 'x'.repeat(15)][int(4)],
-          uid: u32(), euid: u32(), suid: u32(), fsuid: u32(), gid: u32(), egid: u32(), sgid: u32(), fsgid: u32(),
-          capInh: mask(), capPrm: mask(), capEff: mask(), capBnd: mask(), capAmb: maybe(mask),
-          groups: maybe(() => Array.from({ length: int(40) }, u32)), securebits: maybe(u32),
-          noNewPrivs: maybe(() => rnd() < 0.5), seccomp: maybe(() => int(4)), personality: maybe(u32), flags: maybe(u32),
-          sigBlk: maybe(mask), nice: maybe(() => int(40) - 20), policy: maybe(() => int(7)),
-          rtPriority: maybe(() => int(100)), exitCode: maybe(() => int(512) - 256),
-          futexRla: maybe(() => int(2 ** 47)), futexRlaLen: maybe(() => 24),
-        };
-        for (const k of Object.keys(t) as (keyof RecordedTask)[]) if (t[k] === undefined) delete t[k];
-        return t;
-      };
-      const leader = mk(1000 + i, 1000 + i);
-      const threads = Array.from({ length: int(3) }, (_, k) => mk(5000 + 10 * i + k, leader.pid));
+      const leader = task(1000 + i, 1000 + i);
+      const threads = Array.from({ length: int(3) }, (_, k) => task(5000 + 10 * i + k, leader.pid));
       const g: ProcessGroup = { leader, threads };
       const mtype = [1, 3, 7][int(3)];
       for (const t of [leader, ...threads]) expect(directCore(t, g, mtype), `group ${i} task ${t.pid}`).toBe(viaCore(t, g, mtype));
