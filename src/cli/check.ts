@@ -5,7 +5,6 @@
  */
 import type { Command } from './commander.js';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmdirSync } from 'node:fs';
-import { release } from 'node:os';
 import { join } from 'node:path';
 import { action, BufferedWriter } from './common.js';
 import { EXIT } from '../errors.js';
@@ -13,6 +12,7 @@ import { SOURCES } from '../collector/sources/index.js';
 import { FREEZERS } from '../collector/freeze/index.js';
 import type { FreezeMethod, Mask64, SourceName } from '../collector/task.js';
 import { effectiveCaps, hasCap } from '../collector/caps.js';
+import { kernelRelease } from '../sys/uts.js';
 import { GenlConn } from '../netlink/genl.js';
 import { taskStatsForPid } from '../netlink/taskstats.js';
 import { dumpInetSockets, AF_INET, IPPROTO_TCP, TCP_LISTEN } from '../netlink/sockdiag.js';
@@ -185,7 +185,7 @@ export async function runCheck(): Promise<CheckReport> {
   });
   const capabilities = CAPS.map(([name, bit, use]) =>
     hasCap(eff, bit) ? item(name, true, use) : item(name, false, `not in the caller's effective set (needed to ${use})`));
-  const report: CheckReport = { kernel: release(), sources, freezers, features: features(ms), capabilities };
+  const report: CheckReport = { kernel: kernelRelease(), sources, freezers, features: features(ms), capabilities };
   const { planAuto } = await import('../collector/open-source.js');
   const every = (await planAuto()).plan[0];
   if (every) { report.auto = every.name; report.autoReason = every.reason; }

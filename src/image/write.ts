@@ -638,7 +638,7 @@ async function stopStaging(st: Staging): Promise<void> {
   }
   if (st.syncFd !== undefined) closeSync(st.syncFd);
   st.syncFd = undefined;
-  if (st.tmp) rmSync(st.tmp, { recursive: true, force: true });
+  rmSync(st.tmp, { recursive: true, force: true });
 }
 
 /**

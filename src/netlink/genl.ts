@@ -2,6 +2,7 @@
  * Generic netlink: the controller (family lookup by name, family list) and typed `request` / `dump` on a
  * resolved family. Controller replies are parsed by attribute type, never by position.
  */
+import { ENOENT } from '../sys/libc.js';
 import { NETLINK_GENERIC, nlClose, nlRecv, nlSend, nlSocket } from '../sys/netlink.js';
 import {
   attrString, decodeAttrs, decodeGenl, encodeGenl, encodeMessage, findAttr, NLM_F_REQUEST, NLMSG_ERROR, readNested,
@@ -94,8 +95,6 @@ export function decodeFamily(attrs: readonly NlAttr[]): GenlFamily {
 export function encodeGetFamily(name: string): Buffer {
   return encodeGenl(CTRL_CMD_GETFAMILY, 1, [attrString(CTRL_ATTR_FAMILY_NAME, name)]);
 }
-
-const ENOENT = 2;
 
 /**
  * Whether the kernel certainly has no generic-netlink family of this name: one CTRL_CMD_GETFAMILY on a bare

@@ -8,15 +8,12 @@
  */
 import { mkdirSync, existsSync } from 'node:fs';
 import { isBpffs, BPFFS } from './bpfiter.js';
-import { koffi, libc, SysError, errnoName } from './libc.js';
+import { koffi, libc, SysError, errnoName, EACCES, EPERM } from './libc.js';
 import { PermissionError, UnavailableError } from '../errors.js';
 
 /** What loading and attaching BPF iterators needs, for messages. */
 export const BPF_CAPS = 'CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)';
 export { BPFFS, isBpffs, openPinnedIter, unpin, drainIter, ITER_READ_SIZE, type IterRead } from './bpfiter.js';
-
-const EPERM = 1;
-const EACCES = 13;
 
 interface Lib {
   open_mem: (buf: Buffer, size: number, opts: Buffer | null) => unknown;

@@ -9,8 +9,6 @@ import { TdError, EXIT } from '../errors.js';
 
 type Koffi = typeof koffiModule;
 
-const osConstants = (): typeof os.constants => os.constants;
-
 /**
  * koffi's prebuilt binary for this platform, loaded directly, else koffi as its package loads it.
  *
@@ -47,7 +45,7 @@ export const KOFFI_PATH: string = loaded.path;
 export const libc = koffi.load('libc.so.6');
 
 /** errno values of asm-generic/errno-base.h, the same on every Linux architecture */
-export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, ECHILD = 10, EAGAIN = 11, EACCES = 13;
+export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, ECHILD = 10, EACCES = 13;
 
 // made on first use: a command that meets no error does not load node:os for them
 let errnoNames: Map<number, string> | undefined;
@@ -55,14 +53,14 @@ let errnoNames: Map<number, string> | undefined;
 export function errnoName(errno: number): string {
   if (!errnoNames) {
     errnoNames = new Map();
-    for (const [name, value] of Object.entries(osConstants().errno)) {
+    for (const [name, value] of Object.entries(os.constants.errno)) {
       if (!errnoNames.has(value)) errnoNames.set(value, name);
     }
   }
   return errnoNames.get(errno) ?? `E${errno}`;
 }
 export function errnoValue(name: string): number {
-  const v = (osConstants().errno as Record<string, number>)[name];
+  const v = (os.constants.errno as Record<string, number>)[name];
   if (v === undefined) throw new Error(`unknown errno name ${name}`);
   return v;
 }

@@ -3,7 +3,7 @@
  * Every call is counted (see `netlinkSyscalls`) so sources can report the system calls they issued.
  * Failures throw SysError (errno code and name, the call).
  */
-import { libc, koffi, SysError } from './libc.js';
+import { libc, koffi, SysError, EINTR } from './libc.js';
 
 export const AF_NETLINK = 16;
 export const SOCK_RAW = 3;
@@ -116,7 +116,6 @@ export interface RecvResult {
   port: number;
 }
 
-const EINTR = 4;
 const addrBuf = Buffer.alloc(SOCKADDR_NL_SIZE);
 
 /**

@@ -10,12 +10,15 @@ import type { Probe } from './source.js';
 export const TASKDIAG_HINT =
   'load the provider module from kernel/ (insmod kernel/task_diag/task_diag.ko) or use --source bpf|procfs';
 
-/** The failed probe when the kernel has no TASKDIAG family; undefined when it may have one (or cannot tell). */
+/** The probe's answer for a kernel without the TASKDIAG family. */
+export const TASKDIAG_MISSING: Probe = Object.freeze({
+  ok: false, reason: `no TASKDIAG generic-netlink family in this kernel; ${TASKDIAG_HINT}`,
+});
+
+/** TASKDIAG_MISSING when the kernel has no TASKDIAG family; undefined when it may have one (or cannot tell). */
 export function taskdiagMissing(): Probe | undefined {
   try {
-    if (familyMissing(TASKDIAG_GENL_NAME)) {
-      return { ok: false, reason: `no TASKDIAG generic-netlink family in this kernel; ${TASKDIAG_HINT}` };
-    }
+    if (familyMissing(TASKDIAG_GENL_NAME)) return TASKDIAG_MISSING;
   } catch { /* the full probe says what is wrong */ }
   return undefined;
 }

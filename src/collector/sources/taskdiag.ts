@@ -31,7 +31,7 @@ import { ROBUST_LIST_HEAD_SIZE, type Mask64, type OptionalField, type Task } fro
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from './source.js';
 import { fillFromProc } from '../nsread.js';
 
-import { TASKDIAG_HINT } from './taskdiag-probe.js';
+import { TASKDIAG_HINT, TASKDIAG_MISSING } from './taskdiag-probe.js';
 
 export { TASKDIAG_HINT };
 
@@ -350,7 +350,7 @@ export const taskdiagFactory: SourceFactory = {
       return { ok: true, detail: `TASKDIAG family ${c.family.id} v${c.family.version}` +
         (ext.length ? `, extensions: ${ext.join(', ')}` : ', plain v1') };
     } catch (e) {
-      if (missingFamily(e)) return { ok: false, reason: `no TASKDIAG generic-netlink family in this kernel; ${TASKDIAG_HINT}` };
+      if (missingFamily(e)) return TASKDIAG_MISSING;
       return { ok: false, reason: `TASKDIAG: ${(e as Error).message}` };
     } finally {
       c?.close();

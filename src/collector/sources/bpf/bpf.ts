@@ -13,7 +13,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { release as osRelease } from 'node:os';
 import { NoProcessError, PermissionError, UnavailableError } from '../../../errors.js';
 import { drainIter, openPinnedIter } from '../../../sys/bpfiter.js';
 // libbpf bindings (koffi) are loaded only when this process loads the program itself: reading a pinned
@@ -31,6 +30,7 @@ import type { OptionalField, Task, TaskScan, TaskState } from '../../task.js';
 import type { Probe, Source, SourceFactory, SourceStats, TreeOptions } from '../source.js';
 import { readNsPid } from '../../nsread.js';
 import { effectiveCaps, hasCap } from '../../caps.js';
+import { kernelRelease } from '../../../sys/uts.js';
 import { ProcFile } from '../../procfile.js';
 import {
   BIT_UNDECIDED, MAX_GROUPS, decodeRecord, recBits, recNgroups, recPid, recPpid, recTgid,
@@ -45,7 +45,7 @@ export const PROGRAM_NAME = 'td_task_iter';
 export const PROGRAM_NAME_ALL = 'td_task_iter_all';
 
 /** Does the running kernel have the bpf_loop helper (Linux 5.17+)? */
-export function kernelHasBpfLoop(release = osRelease()): boolean {
+export function kernelHasBpfLoop(release = kernelRelease()): boolean {
   const m = /^(\d+)\.(\d+)/.exec(release);
   if (!m) return false;
   const major = Number(m[1]), minor = Number(m[2]);
