@@ -8,7 +8,8 @@ import { Progress, formatStats } from './progress.js';
 import { streamToStdout, type StreamCliOptions } from './stream-out.js';
 import { collect, parsePid } from '../collector/collect.js';
 import { processOwner } from '../collector/owner.js';
-import { beginWrite, type PendingWrite } from '../image/index.js';
+import { beginWrite, prepareWrite, WORKER_MIN_FILES, type PendingWrite, type PreparedWrite } from '../image/index.js';
+import { estimateTree } from '../collector/sources/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
 import { now } from '../sys/clock.js';
@@ -60,6 +61,9 @@ export function precheckOutput(dir: string, force: boolean): void {
 }
 
 
+/** Children lists read (at most) to tell a large tree before the freeze: one for a wide tree, a few for a bushy one. */
+const EARLY_WRITER_READS = 16;
+
 /** The dump itself, from its parsed options; returns the exit code (errors are thrown). */
 export async function runDump(opts: DumpCliOptions): Promise<number> {
     const root = parsePid(opts.root);
@@ -73,7 +77,12 @@ export async function runDump(opts: DumpCliOptions): Promise<number> {
     // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
     let pending: PendingWrite | undefined;
     let writeMs = 0;
-    const writeOpts = { force: !!opts.force, owner: processOwner };
+    const writeOpts: { force: boolean; owner: typeof processOwner; prepared?: PreparedWrite } = { force: !!opts.force, owner: processOwner };
+    // a tree whose first children lists already hold a large dump's worth of processes: start the writer
+    // (temporary directory, worker thread) now, beside the source's set-up, rather than after the collection
+    if (dir && (estimateTree(root, WORKER_MIN_FILES, EARLY_WRITER_READS)?.small === false)) {
+      writeOpts.prepared = prepareWrite(dir, writeOpts);
+    }
     try {
       const snapshot = await collect({
         root,
@@ -104,8 +113,10 @@ export async function runDump(opts: DumpCliOptions): Promise<number> {
       if (opts.stats) process.stderr.write(formatStats(snapshot.info));
       return 0;
     } finally {
-      // collect() failed after the write began (the thaw): give the write up, leaving nothing behind
+      // collect() failed after the write began (the thaw): give the write up, leaving nothing behind; a writer
+      // prepared for a collection that failed goes too
       await (pending as PendingWrite | undefined)?.abort();
+      await writeOpts.prepared?.release();
       progress.done();
     }
 }

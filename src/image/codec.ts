@@ -46,9 +46,15 @@ const VIEW_KEYS = ['pid', 'tgid', 'ppid', 'sid', 'pgid'] as const satisfies read
 const isView = (v: unknown): v is PidView =>
   typeof v === 'object' && v !== null && VIEW_KEYS.every((k) => isU32((v as Record<string, unknown>)[k])) &&
   Object.keys(v).every((k) => (VIEW_KEYS as readonly string[]).includes(k));
-const isNs = (v: unknown): v is NsIds =>
-  typeof v === 'object' && v !== null && !Array.isArray(v) &&
-  Object.entries(v).every(([k, x]) => (NS_KINDS as readonly string[]).includes(k) && (x === undefined || isU32(x)));
+function isNs(v: unknown): v is NsIds {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) return false;
+  const o = v as Record<string, unknown>;
+  for (const k of Object.keys(o)) {
+    const x = o[k];
+    if (!(NS_KINDS as readonly string[]).includes(k) || (x !== undefined && !isU32(x))) return false;
+  }
+  return true;
+}
 const KNOWN_TASK_KEYS = new Set<string>(TASK_FIELD_MAP.map((f) => f[0]));
 const STATES = new Set<string>(TASK_STATES);
 const OPTIONAL = new Set<string>(OPTIONAL_FIELDS);
@@ -98,49 +104,57 @@ export function taskToPb(t: RecordedTask): Record<string, unknown> {
   return m;
 }
 
-// writeTask's field writers: module functions (closures made per task would be garbage per task)
+// writeTask's field writers: module functions (closures made per task would be garbage per task). Each is
+// handed the value its caller read by name: a read by a key passed in (t[key]) is a keyed load, which V8
+// cannot make cheap in functions that run once per task of one dump, before they are optimized.
 let missingField: string | undefined;
 
-function wU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
-  const v = t[key];
+function wU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task, v: unknown): void {
   if (v === undefined) { missingField ??= key; return; }
   if (!isU32(v)) bad(t, key, v);
   w.uint32(tag).uint32(v);
 }
 
-function wStr(w: Writer, t: RecordedTask, tag: number, key: 'state' | 'comm'): void {
-  const v = t[key];
+function wStr(w: Writer, t: RecordedTask, tag: number, key: 'state' | 'comm', v: unknown): void {
   if (v === undefined) { missingField ??= key; return; }
   if (typeof v !== 'string' || (key === 'state' && !STATES.has(v))) bad(t, key, v);
   w.uint32(tag).string(v);
 }
 
-function wMask(w: Writer, t: RecordedTask, tag: number, key: 'capInh' | 'capPrm' | 'capEff' | 'capBnd' | 'capAmb' | 'sigBlk', required: boolean): void {
-  const v = t[key];
+function wMask(w: Writer, t: RecordedTask, tag: number, key: keyof Task, v: unknown, required: boolean): void {
   if (v === undefined) { if (required) missingField ??= key; return; }
   if (!isMask(v)) bad(t, key, v);
   w.uint32(tag).fixed64Words(v[0] >>> 0, v[1] >>> 0);
 }
 
-function wOptU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
-  const v = t[key];
+function wOptU32(w: Writer, t: RecordedTask, tag: number, key: keyof Task, v: unknown): void {
   if (v === undefined) return;
   if (!isU32(v)) bad(t, key, v);
   w.uint32(tag).uint32(v);
 }
 
-function wOptS32(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
-  const v = t[key];
+function wOptS32(w: Writer, t: RecordedTask, tag: number, key: keyof Task, v: unknown): void {
   if (v === undefined) return;
   if (!isS32(v)) bad(t, key, v);
   w.uint32(tag).sint32(v);
 }
 
-function wOptU64(w: Writer, t: RecordedTask, tag: number, key: keyof Task): void {
-  const v = t[key];
+function wOptU64(w: Writer, t: RecordedTask, tag: number, key: keyof Task, v: unknown): void {
   if (v === undefined) return;
   if (!isU64(v)) bad(t, key, v);
   w.uint32(tag).uint64(v);
+}
+
+/**
+ * The frozen namespace-identity objects found valid: a source hands the same frozen object to every task of
+ * the same namespaces (10,000 tasks, a handful of objects), so each is checked once.
+ */
+const nsChecked = new WeakSet<object>();
+
+function checkNs(t: RecordedTask, ns: unknown): void {
+  if (typeof ns === 'object' && ns !== null && nsChecked.has(ns)) return;
+  if (!isNs(ns)) bad(t, 'ns', ns);
+  if (Object.isFrozen(ns)) nsChecked.add(ns);
 }
 
 /**
@@ -158,13 +172,15 @@ export function writeTask(w: Writer, t: RecordedTask): void {
     }
   }
   missingField = undefined;
-  wU32(w, t, 8, 'pid'); wU32(w, t, 16, 'tgid'); wU32(w, t, 24, 'ppid'); wU32(w, t, 32, 'tpid');
-  wU32(w, t, 40, 'sid'); wU32(w, t, 48, 'pgid');
-  wStr(w, t, 58, 'state'); wStr(w, t, 66, 'comm');
-  wU32(w, t, 72, 'uid'); wU32(w, t, 80, 'euid'); wU32(w, t, 88, 'suid'); wU32(w, t, 96, 'fsuid');
-  wU32(w, t, 104, 'gid'); wU32(w, t, 112, 'egid'); wU32(w, t, 120, 'sgid'); wU32(w, t, 128, 'fsgid');
-  wMask(w, t, 137, 'capInh', true); wMask(w, t, 145, 'capPrm', true); wMask(w, t, 153, 'capEff', true);
-  wMask(w, t, 161, 'capBnd', true); wMask(w, t, 169, 'capAmb', false);
+  wU32(w, t, 8, 'pid', t.pid); wU32(w, t, 16, 'tgid', t.tgid); wU32(w, t, 24, 'ppid', t.ppid);
+  wU32(w, t, 32, 'tpid', t.tpid); wU32(w, t, 40, 'sid', t.sid); wU32(w, t, 48, 'pgid', t.pgid);
+  wStr(w, t, 58, 'state', t.state); wStr(w, t, 66, 'comm', t.comm);
+  wU32(w, t, 72, 'uid', t.uid); wU32(w, t, 80, 'euid', t.euid); wU32(w, t, 88, 'suid', t.suid);
+  wU32(w, t, 96, 'fsuid', t.fsuid); wU32(w, t, 104, 'gid', t.gid); wU32(w, t, 112, 'egid', t.egid);
+  wU32(w, t, 120, 'sgid', t.sgid); wU32(w, t, 128, 'fsgid', t.fsgid);
+  wMask(w, t, 137, 'capInh', t.capInh, true); wMask(w, t, 145, 'capPrm', t.capPrm, true);
+  wMask(w, t, 153, 'capEff', t.capEff, true); wMask(w, t, 161, 'capBnd', t.capBnd, true);
+  wMask(w, t, 169, 'capAmb', t.capAmb, false);
   const groups = t.groups;
   if (groups !== undefined) {
     if (!Array.isArray(groups) || !groups.every(isU32)) bad(t, 'groups', groups);
@@ -173,16 +189,17 @@ export function writeTask(w: Writer, t: RecordedTask): void {
     for (let i = 0; i < groups.length; i++) w.uint32(8).uint32(groups[i]);
     w.ldelim();
   }
-  wOptU32(w, t, 184, 'securebits');
+  wOptU32(w, t, 184, 'securebits', t.securebits);
   if (t.noNewPrivs !== undefined) {
     if (typeof t.noNewPrivs !== 'boolean') bad(t, 'noNewPrivs', t.noNewPrivs);
     w.uint32(192).bool(t.noNewPrivs);
   }
-  wOptU32(w, t, 200, 'seccomp'); wOptU64(w, t, 208, 'startTime'); wOptU32(w, t, 216, 'personality');
-  wOptU32(w, t, 224, 'flags'); wMask(w, t, 233, 'sigBlk', false);
-  wOptS32(w, t, 240, 'nice'); wOptU32(w, t, 248, 'policy'); wOptS32(w, t, 256, 'priority');
-  wOptU32(w, t, 264, 'rtPriority'); wOptS32(w, t, 272, 'exitCode'); wOptU64(w, t, 280, 'futexRla');
-  wOptU32(w, t, 288, 'futexRlaLen');
+  wOptU32(w, t, 200, 'seccomp', t.seccomp); wOptU64(w, t, 208, 'startTime', t.startTime);
+  wOptU32(w, t, 216, 'personality', t.personality); wOptU32(w, t, 224, 'flags', t.flags);
+  wMask(w, t, 233, 'sigBlk', t.sigBlk, false);
+  wOptS32(w, t, 240, 'nice', t.nice); wOptU32(w, t, 248, 'policy', t.policy); wOptS32(w, t, 256, 'priority', t.priority);
+  wOptU32(w, t, 264, 'rtPriority', t.rtPriority); wOptS32(w, t, 272, 'exitCode', t.exitCode);
+  wOptU64(w, t, 280, 'futexRla', t.futexRla); wOptU32(w, t, 288, 'futexRlaLen', t.futexRlaLen);
   const view = t.collectorView;
   if (view !== undefined) {
     if (!isView(view)) bad(t, 'collectorView', view);
@@ -192,7 +209,7 @@ export function writeTask(w: Writer, t: RecordedTask): void {
   }
   const ns = t.ns;
   if (ns !== undefined) {
-    if (!isNs(ns)) bad(t, 'ns', ns);
+    checkNs(t, ns);
     // ns_ids: optional uint32s, field i + 1 for NS_KINDS[i]
     w.uint32(306).fork();
     for (let i = 0; i < NS_KINDS.length; i++) {

@@ -1,6 +1,7 @@
 /** The image layer: CRIU framing, schemas, Snapshot <-> image directory, JSON form. No kernel access. */
 export {
-  writeImages, writeImagesSync, encodeImages, beginWrite, WORKER_MIN_FILES, type PendingWrite, type WriteOptions,
+  writeImages, writeImagesSync, encodeImages, beginWrite, prepareWrite, WORKER_MIN_FILES, type PendingWrite, type PreparedWrite,
+  type WriteOptions,
   type WriteResult,
 } from './write.js';
 export {

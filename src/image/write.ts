@@ -30,7 +30,6 @@
  * writer is certainly gone (owner.gone), and nothing else: not another target's, not a live writer's, not a
  * file, not a name of another form.
  */
-import * as fsModule from 'node:fs';
 import {
   closeSync, constants, fsyncSync, lstatSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmdirSync,
   rmSync, unlinkSync, writeSync,
@@ -47,7 +46,7 @@ import {
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
 // the one system call Node lacks for durable writes; image/ still reads nothing from the kernel's task state
-import { syncfs } from '../sys/fs.js';
+import { closeFd, FIXED_OPENAT, O_CLOEXEC, openAt, syncfs, writeAll } from '../sys/fs.js';
 import { errnoName, KOFFI_PATH } from '../sys/libc.js';
 import { now } from '../sys/clock.js';
 
@@ -69,6 +68,11 @@ export interface WriteOptions {
   owner?: WriteOwner;
   /** core_entry.mtype; defaults to this host's architecture */
   mtype?: number;
+  /**
+   * beginWrite only: the staging prepareWrite started for this target before the tree was frozen, used (or,
+   * for a dump that turns out small, released) instead of starting one
+   */
+  prepared?: PreparedWrite;
 }
 
 export interface WriteResult {
@@ -82,21 +86,19 @@ export interface WriteResult {
 }
 
 /**
- * The CRIU images of a snapshot's tasks (no I/O): inventory.img, pstree.img, and every core-TID.img as a view
- * of one arena (`shared`: an arena on a SharedArrayBuffer, which a worker thread can read without a copy).
+ * The core-TID.img files of a run of processes (no I/O), each a view of one arena (`shared`: an arena on a
+ * SharedArrayBuffer, which a worker thread can read without a copy).
  */
-interface CriuFiles {
-  inventory: Buffer;
-  pstree: Buffer;
+interface CoreChunk {
   arena: Buffer;
   /** core-TID.img names, and each file's end in arena (file i is arena[ends[i-1] or 0, ends[i])) */
   names: string[];
   ends: number[];
 }
 
-function encodeCriu(tasks: readonly RecordedTask[], mtype: number, shared: boolean): CriuFiles {
+/** inventory.img and pstree.img of a snapshot's processes (no I/O). */
+function encodeHeads(groups: readonly ProcessGroup[]): { inventory: Buffer; pstree: Buffer } {
   const s = schemas();
-  const groups = groupProcesses(tasks);
   const inventory = frameImage(KIND.inventory, [s.inventory.encode(inventoryEntry()).finish()]);
   // pstree.img: its magics, then each process's entry after its u32 length, written in place
   const pw = new Writer(64 + 48 * groups.length);
@@ -106,27 +108,35 @@ function encodeCriu(tasks: readonly RecordedTask[], mtype: number, shared: boole
     writePstree(pw, groups[i], i === 0);
     pw.patch32(at, pw.len - at - 4);
   }
-  const pstree = pw.finish();
-  // every core-TID.img (its magics, its entry's u32 length, the entry) back to back in one arena, shared with
-  // the worker thread for a large dump; each file is a view of it
+  return { inventory, pstree: pw.finish() };
+}
+
+/**
+ * The core-TID.img of every thread of groups[from, to) (its magics, its entry's u32 length, the entry), back
+ * to back in one arena, in group order, each group's leader first.
+ */
+function encodeCores(groups: readonly ProcessGroup[], from: number, to: number, mtype: number, shared: boolean): CoreChunk {
   const core = KIND.core;
-  const w = new Writer(256 + 256 * tasks.length, shared);
-  const names: string[] = [];
-  const ends: number[] = [];
+  let n = 0;
+  for (let i = from; i < to; i++) n += 1 + groups[i].threads.length;
+  const w = new Writer(256 + 256 * n, shared);
+  const names: string[] = new Array(n);
+  const ends: number[] = new Array(n);
+  let k = 0;
   const one = (t: RecordedTask, g: ProcessGroup): void => {
     w.fixed32(core.head).fixed32(core.magic);
     const at = w.reserve32();
     writeCore(w, t, g, mtype);
     w.patch32(at, w.len - at - 4);
-    names.push(`core-${t.pid}.img`);
-    ends.push(w.len);
+    names[k] = `core-${t.pid}.img`;
+    ends[k++] = w.len;
   };
-  for (const g of groups) {
+  for (let i = from; i < to; i++) {
+    const g = groups[i];
     one(g.leader, g);
-    for (let i = 0; i < g.threads.length; i++) one(g.threads[i], g);
+    for (let j = 0; j < g.threads.length; j++) one(g.threads[j], g);
   }
-  const arena = w.finish();
-  return { inventory, pstree, arena, names, ends };
+  return { arena: w.finish(), names, ends };
 }
 
 /** tasks.img: its magics, then the header and one entry per task, each after its u32 length. */
@@ -148,10 +158,12 @@ function encodeTasksImage(info: DumpInfo, tasks: readonly RecordedTask[]): Buffe
 /** The image files of a snapshot, file name -> bytes (no I/O). */
 export function encodeImages(snapshot: Snapshot, opts: { mtype?: number } = {}): Map<string, Buffer> {
   checkSnapshot(snapshot);
-  const c = encodeCriu(snapshot.tasks, opts.mtype ?? hostMarch(), false);
+  const groups = groupProcesses(snapshot.tasks);
+  const h = encodeHeads(groups);
+  const c = encodeCores(groups, 0, groups.length, opts.mtype ?? hostMarch(), false);
   const files = new Map<string, Buffer>();
-  files.set('inventory.img', c.inventory);
-  files.set('pstree.img', c.pstree);
+  files.set('inventory.img', h.inventory);
+  files.set('pstree.img', h.pstree);
   for (let i = 0; i < c.names.length; i++) files.set(c.names[i], c.arena.subarray(i ? c.ends[i - 1] : 0, c.ends[i]));
   files.set('tasks.img', encodeTasksImage(snapshot.info, snapshot.tasks));
   return files;
@@ -447,18 +459,27 @@ export async function writeImages(snapshot: Snapshot, dir: string, opts: WriteOp
  */
 export const WORKER_MIN_FILES = 2048;
 
-/** Files a thread claims at a time from the shared counter. */
+/** Files a thread claims at a time from a part's counter. */
 const SHARE_CHUNK = 32;
 
-/** What a worker is handed: the core images of a dump, one arena shared with the calling thread. */
+/**
+ * The core images are encoded and handed to the worker in parts of growing size, the first of this many
+ * files, so that the worker starts writing while the calling thread encodes the rest (encoding 10,000 core
+ * images takes the calling thread 60-100 ms, while the tree is still frozen).
+ */
+const FIRST_PART = 512;
+
+/** One part of a dump's core images, as the worker is handed it: one arena shared with the calling thread. */
 interface WriteJob {
   dir: string;
   names: string[];
   /** file i is arena[ends[i - 1] (0 for i = 0), ends[i]) */
   ends: number[];
   arena: SharedArrayBuffer;
-  /** Int32Array over it: [0] the next unclaimed file, [1] non-zero once a thread has failed */
+  /** Int32Array over it: [0] the next unclaimed file of this part */
   ctl: SharedArrayBuffer;
+  /** Int32Array over it, one for every part of the dump: [0] non-zero once a thread has failed or was stopped */
+  stop: SharedArrayBuffer;
   /** Uint8Array over it: 1 for each file written whole (and closed) */
   written: SharedArrayBuffer;
 }
@@ -470,37 +491,48 @@ interface ShareResult {
 }
 
 /**
- * Write the files of `job`, claiming SHARE_CHUNK at a time from the shared counter, until none is left or a
+ * How a thread creates and writes the files of a part: the calling thread's calls are sys/fs.ts's, the
+ * worker's its own koffi's (the same libc calls; no error object made per call, as Node's fs makes one).
+ */
+interface FileIo {
+  /** create `name` (O_EXCL) in the staging directory for writing: a descriptor, or a negative errno */
+  create(name: string): number;
+  /** write all of data to fd: 0, or a negative errno */
+  write(fd: number, data: Uint8Array): number;
+  close(fd: number): number;
+  /** an errno's name (ENOSPC) */
+  code(errno: number): string;
+}
+
+/**
+ * Write the files of `job`, claiming SHARE_CHUNK at a time from its counter, until none is left or a
  * thread has failed (then stop, and say why if it was this one). The calling thread and the worker run this
  * same function; the worker evaluates its source text, so it uses only its arguments and globals.
  */
-function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number): ShareResult {
+function writeShare(io: FileIo, job: WriteJob, chunk: number): ShareResult {
   const ctl = new Int32Array(job.ctl);
+  const stop = new Int32Array(job.stop);
   const written = new Uint8Array(job.written);
-  const arena = Buffer.from(job.arena);
-  const flags = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL;
+  const arena = new Uint8Array(job.arena);
   const n = job.names.length;
   let files = 0;
   let bytes = 0;
-  while (Atomics.load(ctl, 1) === 0) {
+  while (Atomics.load(stop, 0) === 0) {
     const from = Atomics.add(ctl, 0, chunk);
     if (from >= n) break;
     const to = Math.min(n, from + chunk);
-    for (let i = from; i < to && Atomics.load(ctl, 1) === 0; i++) {
-      const path = job.dir + '/' + job.names[i];
+    for (let i = from; i < to && Atomics.load(stop, 0) === 0; i++) {
       const start = i === 0 ? 0 : job.ends[i - 1];
       const end = job.ends[i];
-      let fd = -1;
-      try {
-        fd = fs.openSync(path, flags, 0o644);
-        for (let off = start; off < end;) off += fs.writeSync(fd, arena, off, end - off);
-        const f = fd;
-        fd = -1;
-        fs.closeSync(f);
-      } catch (e) {
-        if (fd >= 0) try { fs.closeSync(fd); } catch { /* the write's error is the one to report */ }
-        Atomics.store(ctl, 1, 1);
-        return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
+      const fd = io.create(job.names[i]);
+      let r = fd < 0 ? fd : io.write(fd, arena.subarray(start, end));
+      if (fd >= 0) {
+        const c = io.close(fd);
+        if (r === 0) r = c;
+      }
+      if (r < 0) {
+        Atomics.store(stop, 0, 1);
+        return { files, bytes, error: { path: job.dir + '/' + job.names[i], code: io.code(-r) } };
       }
       written[i] = 1;
       files++;
@@ -512,7 +544,7 @@ function writeShare(fs: typeof import('node:fs'), job: WriteJob, chunk: number):
 
 /**
  * After a worker thread that died without reporting (it cannot have failed to write: that it reports): write
- * every file not written whole, truncating what the worker may have left half-written. Returns the share.
+ * every file of `job` not written whole, truncating what the worker may have left half-written. Returns the share.
  */
 function writeLost(job: WriteJob): ShareResult {
   const written = new Uint8Array(job.written);
@@ -542,31 +574,70 @@ function writeLost(job: WriteJob): ShareResult {
 
 /**
  * The worker's script: CommonJS, node:fs and koffi (workerData.koffi, the file this process loaded it from)
- * only, no module of ours to locate, inside the bundle or out. It is handed the WriteJob, writes its share,
- * then, unless the write failed or was stopped, starts the write-back of everything written so far (syncfs) while the calling thread finishes
- * (tasks.img, its share), whose own syncfs then has only the rest to wait for; then it answers with its
- * share and ends. Without koffi it skips the syncfs (the calling thread's makes everything durable).
+ * only, no module of ours to locate, inside the bundle or out. It is handed the parts of the dump (WriteJob)
+ * as the calling thread encodes them, then `{ end: true }`; it writes its share of each part in turn, then,
+ * unless a write failed or the dump was stopped, starts the write-back of everything written so far (syncfs)
+ * while the calling thread finishes (tasks.img, its share), whose own syncfs then has only the rest to wait
+ * for; then it answers with its share and ends.
  */
 const WORKER_SOURCE = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const fs = require('node:fs');
 const writeShare = (${writeShare.toString()});
-let syncfs;
-try {
-  syncfs = require(workerData.koffi).load('libc.so.6').func('int syncfs(int)');
-} catch {
-  syncfs = undefined;
-}
-parentPort.once('message', (m) => {
-  const share = writeShare(fs, m, ${SHARE_CHUNK});
-  if (!share.error && syncfs && Atomics.load(new Int32Array(m.ctl), 1) === 0) {
-    try {
-      const fd = fs.openSync(m.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
-      try { syncfs(fd); } finally { fs.closeSync(fd); }
-    } catch { /* only a head start */ }
+const dirfd = fs.openSync(workerData.dir, fs.constants.O_RDONLY | fs.constants.O_DIRECTORY);
+const CREATE = fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_EXCL | ${O_CLOEXEC};
+let names;
+const code = (e) => {
+  if (!names) names = new Map(Object.entries(require('node:os').constants.errno).map(([k, v]) => [v, k]));
+  return names.get(e) || 'E' + e;
+};
+// koffi is what the calling thread loaded (a worker that cannot load it dies at once, and the calling thread
+// writes every file itself, as when no thread can be had)
+const koffi = require(workerData.koffi);
+const libc = koffi.load('libc.so.6');
+const syncfs = libc.func('int syncfs(int)');
+const openat = workerData.fixedOpenat ? libc.func('int openat(int, const char *, int, uint32_t)') : undefined;
+const openatVar = workerData.fixedOpenat ? undefined : libc.func('int openat(int, const char *, int, ...)');
+const write = libc.func('intptr_t write(int, const void *, size_t)');
+const close = libc.func('int close(int)');
+const io = {
+  create: (name) => {
+    const fd = openat ? openat(dirfd, name, CREATE, 0o644) : openatVar(dirfd, name, CREATE, 'uint32_t', 0o644);
+    return fd < 0 ? -koffi.errno() : fd;
+  },
+  write: (fd, data) => {
+    for (let off = 0; off < data.length;) {
+      const n = Number(write(fd, off ? data.subarray(off) : data, data.length - off));
+      if (n < 0) { const e = koffi.errno(); if (e === 4) continue; return -e; }
+      off += n;
+    }
+    return 0;
+  },
+  close: (fd) => (close(fd) < 0 ? -koffi.errno() : 0),
+  code,
+};
+const queue = [];
+const share = { files: 0, bytes: 0 };
+let ended = false;
+let stop;
+function onMessage(m) {
+  if (m.end) ended = true;
+  else queue.push(m);
+  while (queue.length && !share.error) {
+    const job = queue.shift();
+    stop = job.stop;
+    const r = writeShare(io, job, ${SHARE_CHUNK});
+    share.files += r.files;
+    share.bytes += r.bytes;
+    if (r.error) share.error = r.error;
   }
+  if (!ended && !share.error) return;
+  parentPort.off('message', onMessage);
+  if (!share.error && stop && Atomics.load(new Int32Array(stop), 0) === 0) syncfs(dirfd); // only a head start
+  fs.closeSync(dirfd);
   parentPort.postMessage(share);
-});
+}
+parentPort.on('message', onMessage);
 `;
 
 /** A write begun by beginWrite: finish it once the header is final, or abort it. */
@@ -590,8 +661,9 @@ interface Staging {
   worker: Worker | undefined;
   /** the worker's share; `lost`: it ended without reporting (it could not start, or died), its files are redone */
   done: Promise<ShareResult & { lost?: boolean }>;
-  /** the write job's control words, once it is posted */
-  writeCtl: Int32Array | undefined;
+  /** the stop word shared by every part, and whether a part has been posted (the worker may be writing) */
+  stop: Int32Array;
+  posted: boolean;
 }
 
 /**
@@ -611,7 +683,7 @@ function openStaging(dir: string, opts: WriteOptions): Staging {
   }
   let worker: Worker | undefined;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false, workerData: { koffi: KOFFI_PATH } });
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false, workerData: { koffi: KOFFI_PATH, dir: tmp, fixedOpenat: FIXED_OPENAT } });
     worker.unref();
   } catch {
     worker = undefined;
@@ -623,18 +695,22 @@ function openStaging(dir: string, opts: WriteOptions): Staging {
       w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
       w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
     });
-  return { p, tmp, syncFd, worker: w, done, writeCtl: undefined };
+  return { p, tmp, syncFd, worker: w, done, stop: new Int32Array(new SharedArrayBuffer(4)), posted: false };
 }
 
 /** Stop the worker (waiting for it while it may still write into the directory), then remove the directory. */
 async function stopStaging(st: Staging): Promise<void> {
-  if (st.writeCtl) Atomics.store(st.writeCtl, 1, 1);
+  Atomics.store(st.stop, 0, 1);
   const w = st.worker;
   if (w) {
     w.ref();
     // the worker stops at its next file: wait for it before removing the directory it writes into
-    if (st.writeCtl) await st.done;
-    else await w.terminate();
+    if (st.posted) {
+      w.postMessage({ end: true });
+      await st.done;
+    } else {
+      await w.terminate();
+    }
   }
   if (st.syncFd !== undefined) closeSync(st.syncFd);
   st.syncFd = undefined;
@@ -642,37 +718,84 @@ async function stopStaging(st: Staging): Promise<void> {
 }
 
 /**
+ * The staging of a large dump started early (prepareWrite): check the target, create the temporary directory
+ * and start the worker thread before the tree is frozen, so that the worker's start-up (its own V8 and
+ * Node, 20-40 ms of a CPU) runs beside the source's set-up and not on the path from the freeze to the first
+ * file. Handed to beginWrite (WriteOptions.prepared), which uses it, or releases it for a dump that turns out
+ * small; a prepared write that is not handed on must be released.
+ */
+export interface PreparedWrite {
+  /** stop the worker and remove the temporary directory, unless beginWrite took them over */
+  release(): Promise<void>;
+}
+
+class Prepared implements PreparedWrite {
+  private staging: Staging | undefined;
+  constructor(staging: Staging) { this.staging = staging; }
+  /** The staging, once: beginWrite's from now on. */
+  take(): Staging | undefined {
+    const st = this.staging;
+    this.staging = undefined;
+    return st;
+  }
+  async release(): Promise<void> {
+    const st = this.take();
+    if (st) await stopStaging(st);
+  }
+}
+
+/** Start the staging of a large dump into `dir` now (see PreparedWrite); throws OutputError as beginWrite would. */
+export function prepareWrite(dir: string, opts: WriteOptions = {}): PreparedWrite {
+  return new Prepared(openStaging(dir, opts));
+}
+
+/**
  * Begin writing the images of `tasks` (final: in tree order, in the root's pid view) into `dir`: for a
- * large dump (WORKER_MIN_FILES files or more) check the target, create the temporary directory, encode the
- * CRIU images and hand the core images to a worker thread, which starts writing them at once; finish(info)
+ * large dump (WORKER_MIN_FILES files or more) check the target, create the temporary directory, start a
+ * worker thread, and encode the core images in parts (FIRST_PART files, then twice as many each time),
+ * handing each to the worker as it is done, so that the worker writes while the rest is encoded; finish(info)
  * does the rest. A small dump does it all in finish, on the calling thread, as writeImagesSync. The caller
  * must call finish or abort (a pending write that is dropped keeps nothing alive, and its temporary
  * directory is a leftover that the next write to `dir` removes, as a killed writer's).
  */
 export async function beginWrite(tasks: readonly RecordedTask[], dir: string, opts: WriteOptions = {}): Promise<PendingWrite> {
+  const pre = opts.prepared instanceof Prepared ? opts.prepared.take() : undefined;
   if (!Array.isArray(tasks) || tasks.length + 3 < WORKER_MIN_FILES) {
+    if (pre) await stopStaging(pre);
     return {
       finish: async (info) => writeImagesSync({ info, tasks: tasks as RecordedTask[] }, dir, opts),
       abort: async () => {},
     };
   }
   const t0 = now();
-  const staged = openStaging(dir, opts);
-  let criu: CriuFiles;
+  const staged = pre ?? openStaging(dir, opts);
+  const { p, worker: w, done } = staged;
+  const staging = staged.tmp;
+  const mtype = opts.mtype ?? hostMarch();
+  const jobs: WriteJob[] = [];
+  let heads: { inventory: Buffer; pstree: Buffer };
   try {
-    criu = encodeCriu(tasks, opts.mtype ?? hostMarch(), true);
+    const groups = groupProcesses(tasks);
+    for (let from = 0, size = FIRST_PART; from < groups.length; size *= 2) {
+      let to = from;
+      for (let n = 0; to < groups.length && n < size; to++) n += 1 + groups[to].threads.length;
+      const c = encodeCores(groups, from, to, mtype, true);
+      const job: WriteJob = {
+        dir: staging, names: c.names, ends: c.ends, arena: c.arena.buffer as SharedArrayBuffer,
+        ctl: new SharedArrayBuffer(4), stop: staged.stop.buffer as SharedArrayBuffer,
+        written: new SharedArrayBuffer(c.names.length),
+      };
+      jobs.push(job);
+      w?.postMessage(job);
+      staged.posted = true;
+      from = to;
+    }
+    w?.postMessage({ end: true });
+    heads = encodeHeads(groups);
   } catch (e) {
     await stopStaging(staged);
     throw e;
   }
-  const { p, worker: w, done } = staged;
-  const staging = staged.tmp;
-  const job: WriteJob = {
-    dir: staging, names: criu.names, ends: criu.ends, arena: criu.arena.buffer as SharedArrayBuffer,
-    ctl: new SharedArrayBuffer(8), written: new SharedArrayBuffer(criu.names.length),
-  };
-  staged.writeCtl = new Int32Array(job.ctl);
-  w?.postMessage(job);
   const beginMs = now() - t0;
   const stop = () => stopStaging(staged);
 
@@ -683,31 +806,48 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
       try {
         checkSnapshot({ info, tasks: tasks as RecordedTask[] });
         const own = new Map<string, Buffer>([
-          ['inventory.img', criu.inventory], ['pstree.img', criu.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
+          ['inventory.img', heads.inventory], ['pstree.img', heads.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
         ]);
         // the worker starts the write-back of what is written when it has no file left to claim (see
         // WORKER_SOURCE), beside what this thread does meanwhile; an error that write-back meets is reported by
         // the syncfs on syncFd below (each open directory sees a write-back error once). Not on a pool thread
         // of this one: starting libuv's pool can abort the process when no thread can be had, and this must not.
         let bytes = stage(own, staging);
-        const mine = writeShare(fsModule, job, SHARE_CHUNK);
+        const dirfd = staged.syncFd!;
+        const io: FileIo = {
+          create: (name) => openAt(dirfd, name, CREATE | O_CLOEXEC, 0o644),
+          write: writeAll,
+          close: closeFd,
+          code: errnoName,
+        };
+        let mine: ShareResult | undefined;
+        for (const job of jobs) {
+          mine = writeShare(io, job, SHARE_CHUNK);
+          if (mine.error) break;
+        }
         w?.ref();
         const theirs = await done;
-        const failed = mine.error ?? theirs.error;
+        const failed = mine?.error ?? theirs.error;
         if (failed) throw outputError(failed.path, 'write', failed);
-        const redone = theirs.lost ? writeLost(job) : { files: 0, bytes: 0 };
-        if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
-        const missing = new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
+        if (theirs.lost) {
+          for (const job of jobs) {
+            const redone = writeLost(job);
+            if (redone.error) throw outputError(redone.error.path, 'write', redone.error);
+          }
+        }
+        let missing = 0;
+        for (const job of jobs) {
+          missing += new Uint8Array(job.written).reduce((n, x) => n + (x ? 0 : 1), 0);
+          bytes += job.ends[job.ends.length - 1];
+        }
         if (missing) throw new ImageWriteError(`cannot write images to ${staging}: ${missing} files were not written`);
-        bytes += criu.arena.length;
         syncDir(staged.syncFd!, staging);
         closeSync(staged.syncFd!);
         staged.syncFd = undefined;
         commit(p, staging);
-        return {
-          dir: p.target, files: own.size + criu.names.length, bytes, ms: beginMs + now() - t1,
-          workers: w && !theirs.lost ? 1 : 0,
-        };
+        let files = own.size;
+        for (const job of jobs) files += job.names.length;
+        return { dir: p.target, files, bytes, ms: beginMs + now() - t1, workers: w && !theirs.lost ? 1 : 0 };
       } catch (e) {
         await stop();
         throw e;

@@ -32,8 +32,13 @@ afterAll(async () => {
 describe('estimateTree', () => {
   it('counts the processes of a tree through the children lists, and gives up past the bound', () => {
     expect(estimateTree(tree.root)).toEqual({ processes: tree.pids.length, small: true });
-    expect(estimateTree(tree.root, 2)).toEqual({ processes: 3, small: false });
+    // past the bound after the root's children list alone: every process found so far counts (the root and
+    // its children here, the whole tree), and nothing more is read
+    expect(estimateTree(tree.root, 2)).toEqual({ processes: tree.pids.length, small: false });
     expect(estimateTree(0x3ffffff0)).toBeUndefined();
+    // a bound on the reads: one children list (the root's) finds 6 processes, not past 100, and settles nothing
+    expect(estimateTree(tree.root, 100, 1)).toBeUndefined();
+    expect(estimateTree(tree.root, 2, 1)).toEqual({ processes: tree.pids.length, small: false });
   });
 
   it('counts every task of the system from /proc/loadavg', () => {

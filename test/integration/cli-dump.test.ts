@@ -135,6 +135,28 @@ describe('a large dump (a worker thread writes while the tree is thawed)', () =>
     thawed(big);
   });
 
+  it('a freeze that fails after the writer was started early (a large tree): exit 7, the writer gone, nothing left', async () => {
+    // the root's children list shows a large dump before the freeze, so the temporary directory and the worker
+    // exist while the tree is frozen; a task traced by someone else makes the freeze fail
+    const victim = big.pids[big.pids.length - 1];
+    const { spawn } = await import('node:child_process');
+    const strace = spawn('strace', ['-p', String(victim), '-o', '/dev/null'], { stdio: 'ignore' });
+    try {
+      const traced = () => /TracerPid:\t(\d+)/.exec(readFileSync(`/proc/${victim}/status`, 'latin1'))?.[1];
+      for (let i = 0; i < 200 && traced() === '0'; i++) await new Promise((r) => setTimeout(r, 10));
+      expect(traced()).toBe(String(strace.pid));
+      const parent = mkdtempSync(join(work, 'early-'));
+      const r = cli(['dump', '--root', String(big.root), '-o', join(parent, 'out'), '--quiet']);
+      expect(r.status, r.stderr).toBe(EXIT.FREEZE);
+      expectOneLine(r.stderr, `task ${victim}`);
+      expect(readdirSync(parent)).toEqual([]);
+    } finally {
+      strace.kill('SIGKILL');
+      await new Promise((r) => strace.once('exit', r));
+    }
+    thawed(big);
+  });
+
   it('an output that fills up while the worker writes: one line naming the file and ENOSPC, exit 5, nothing left, tree thawed', () => {
     const mnt = mkdtempSync(join(work, 'full-'));
     // room for the directory and a few hundred core images, not for 2,100

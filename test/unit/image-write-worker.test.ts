@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { RecordedTask, Snapshot } from '../../src/collector/task.js';
 import { ImageWriteError, OutputError } from '../../src/errors.js';
 import {
-  beginWrite, encodeImages, readImages, WORKER_MIN_FILES, writeImages, writeImagesSync,
+  beginWrite, encodeImages, prepareWrite, readImages, WORKER_MIN_FILES, writeImages, writeImagesSync,
 } from '../../src/image/index.js';
 
 let work: string;
@@ -92,6 +92,53 @@ describe('the worker path of a large write', () => {
     expect(r.workers).toBe(1);
     expect(readImages(join(parent, 'out')).info.timings.thaw).toBe(42.5);
     expect(dots(parent)).toEqual([]);
+  });
+
+  it('prepared before the freeze: beginWrite takes the staging over and writes the same bytes', async () => {
+    const s = bigSnapshot(N);
+    const parent = mkdtempSync(join(work, 'prepared-'));
+    const dir = join(parent, 'out');
+    const prepared = prepareWrite(dir);
+    // the temporary directory is there from now on, the target not yet
+    expect(dots(parent)).toHaveLength(1);
+    expect(existsSync(dir)).toBe(false);
+    const pending = await beginWrite(s.tasks, dir, { prepared });
+    expect(dots(parent)).toHaveLength(1);
+    const r = await pending.finish(s.info);
+    expect(r.workers).toBe(1);
+    const want = encodeImages(s);
+    expect(readdirSync(dir).sort()).toEqual([...want.keys()].sort());
+    for (const [f, bytes] of want) expect(readFileSync(join(dir, f)).equals(bytes), f).toBe(true);
+    // taken over: releasing it now is a no-op
+    await prepared.release();
+    expect(readdirSync(parent)).toEqual(['out']);
+  });
+
+  it('prepared for a dump that turns out small, or not used at all: released, nothing left', async () => {
+    const parent = mkdtempSync(join(work, 'prepared-small-'));
+    const prepared = prepareWrite(join(parent, 'out'));
+    const pending = await beginWrite(bigSnapshot(10).tasks, join(parent, 'out'), { prepared });
+    // the worker and its directory are gone before anything is written
+    expect(readdirSync(parent)).toEqual([]);
+    const s = bigSnapshot(10);
+    const r = await pending.finish(s.info);
+    expect(r.workers).toBe(0);
+    expect(readdirSync(join(parent, 'out'))).toHaveLength(13);
+    expect(dots(parent)).toEqual([]);
+
+    const unused = mkdtempSync(join(work, 'prepared-unused-'));
+    const p2 = prepareWrite(join(unused, 'out'));
+    expect(dots(unused)).toHaveLength(1);
+    await p2.release();
+    expect(readdirSync(unused)).toEqual([]);
+  });
+
+  it('prepared for a target it may not replace: refused at once, as beginWrite would', () => {
+    const parent = mkdtempSync(join(work, 'prepared-full-'));
+    mkdirSync(join(parent, 'out'));
+    writeFileSync(join(parent, 'out', 'keep'), 'x');
+    expect(() => prepareWrite(join(parent, 'out'))).toThrow(OutputError);
+    expect(readdirSync(parent)).toEqual(['out']);
   });
 
   it('--force replaces a previous dump whole, and leaves nothing beside it', async () => {

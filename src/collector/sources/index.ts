@@ -52,11 +52,13 @@ export const SMALL_TREE = 200;
 /**
  * Is the job small enough for procfs, found cheaply: every task of the system (root undefined) is counted from
  * /proc/loadavg (one read); a subtree by following the group leaders' /proc/PID/task/PID/children lists, giving
- * up after SMALL_TREE + 1 processes (so at most that many reads for a large tree). Approximate by design (a
- * child forked by a non-leader thread is not followed); a cost estimate, never a correctness question.
- * Undefined when the root cannot be read (the sources report that themselves).
+ * up as soon as more than SMALL_TREE processes are found (so at most that many reads for a large tree, one for a
+ * wide one; `processes` is then the count found so far). Approximate by design (a child forked by a non-leader
+ * thread is not followed); a cost estimate, never a correctness question.
+ * Undefined when the root cannot be read (the sources report that themselves), or when maxReads children lists
+ * did not settle it.
  */
-export function estimateTree(root?: number, limit = SMALL_TREE): { processes: number; small: boolean } | undefined {
+export function estimateTree(root?: number, limit = SMALL_TREE, maxReads = Infinity): { processes: number; small: boolean } | undefined {
   if (root === undefined) {
     try {
       // "0.31 0.42 0.40 2/10233 12345": the fourth field is runnable/total scheduling entities (threads)
@@ -68,8 +70,8 @@ export function estimateTree(root?: number, limit = SMALL_TREE): { processes: nu
   }
   const queue = [root];
   const r = new ProcFile(1 << 13);
-  let count = 0;
   for (let i = 0; i < queue.length; i++) {
+    if (i >= maxReads) return undefined;
     const pid = queue[i];
     let n: number;
     try {
@@ -81,8 +83,8 @@ export function estimateTree(root?: number, limit = SMALL_TREE): { processes: nu
       if (i === 0) return undefined;
       continue;
     }
-    count++;
-    if (count > limit) return { processes: count, small: false };
+    // every process found so far counts, read or not: a wide tree is known to be large after one read
+    if (queue.length > limit) return { processes: queue.length, small: false };
   }
-  return { processes: count, small: count <= limit };
+  return { processes: queue.length, small: queue.length <= limit };
 }
