@@ -175,26 +175,11 @@ export function writeTask(w: Writer, t: RecordedTask): void {
   wU32(w, t, 8, 'pid', t.pid); wU32(w, t, 16, 'tgid', t.tgid); wU32(w, t, 24, 'ppid', t.ppid);
   wU32(w, t, 32, 'tpid', t.tpid); wU32(w, t, 40, 'sid', t.sid); wU32(w, t, 48, 'pgid', t.pgid);
   wStr(w, t, 58, 'state', t.state); wStr(w, t, 66, 'comm', t.comm);
-  wU32(w, t, 72, 'uid', t.uid); wU32(w, t, 80, 'euid', t.euid); wU32(w, t, 88, 'suid', t.suid);
-  wU32(w, t, 96, 'fsuid', t.fsuid); wU32(w, t, 104, 'gid', t.gid); wU32(w, t, 112, 'egid', t.egid);
-  wU32(w, t, 120, 'sgid', t.sgid); wU32(w, t, 128, 'fsgid', t.fsgid);
-  wMask(w, t, 137, 'capInh', t.capInh, true); wMask(w, t, 145, 'capPrm', t.capPrm, true);
-  wMask(w, t, 153, 'capEff', t.capEff, true); wMask(w, t, 161, 'capBnd', t.capBnd, true);
-  wMask(w, t, 169, 'capAmb', t.capAmb, false);
-  const groups = t.groups;
-  if (groups !== undefined) {
-    if (!Array.isArray(groups) || !groups.every(isU32)) bad(t, 'groups', groups);
-    // u32_list: its values unpacked, one tag (field 1, varint) each
-    w.uint32(178).fork();
-    for (let i = 0; i < groups.length; i++) w.uint32(8).uint32(groups[i]);
-    w.ldelim();
-  }
-  wOptU32(w, t, 184, 'securebits', t.securebits);
-  if (t.noNewPrivs !== undefined) {
-    if (typeof t.noNewPrivs !== 'boolean') bad(t, 'noNewPrivs', t.noNewPrivs);
-    w.uint32(192).bool(t.noNewPrivs);
-  }
-  wOptU32(w, t, 200, 'seccomp', t.seccomp); wOptU64(w, t, 208, 'startTime', t.startTime);
+  // fields 9 to 25, the credentials: the bytes of the previous task's when its values were the same
+  const memo = taskCredsMemo;
+  if (memo !== undefined && sameTaskCreds(memo, t)) w.raw(memo.bytes);
+  else writeTaskCreds(w, t);
+  wOptU64(w, t, 208, 'startTime', t.startTime);
   wOptU32(w, t, 216, 'personality', t.personality); wOptU32(w, t, 224, 'flags', t.flags);
   wMask(w, t, 233, 'sigBlk', t.sigBlk, false);
   wOptS32(w, t, 240, 'nice', t.nice); wOptU32(w, t, 248, 'policy', t.policy); wOptS32(w, t, 256, 'priority', t.priority);
@@ -219,6 +204,85 @@ export function writeTask(w: Writer, t: RecordedTask): void {
     w.ldelim();
   }
   if (missingField !== undefined) bad(t, missingField, undefined);
+}
+
+/**
+ * The credential fields (9 to 25) writeTask last wrote whole and valid, with the values they were written from:
+ * the tasks of a tree mostly share them (see CredsMemo), and a value equal to one written before is valid.
+ */
+interface TaskCredsMemo {
+  /** uid, euid, suid, fsuid, gid, egid, sgid, fsgid, securebits, seccomp (securebits and seccomp may be absent) */
+  v: (number | undefined)[];
+  /** capInh, capPrm, capEff, capBnd, capAmb (capAmb may be absent) */
+  masks: (Mask64 | undefined)[];
+  groups: number[] | undefined;
+  nnp: boolean | undefined;
+  bytes: Buffer;
+}
+let taskCredsMemo: TaskCredsMemo | undefined;
+
+function sameMask(a: unknown, b: Mask64 | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b;
+  return Array.isArray(a) && a.length === 2 && a[0] === b[0] && a[1] === b[1];
+}
+
+function sameTaskCreds(m: TaskCredsMemo, t: RecordedTask): boolean {
+  const v = m.v;
+  if (t.uid !== v[0] || t.euid !== v[1] || t.suid !== v[2] || t.fsuid !== v[3] || t.gid !== v[4] ||
+    t.egid !== v[5] || t.sgid !== v[6] || t.fsgid !== v[7] || t.securebits !== v[8] || t.seccomp !== v[9] ||
+    t.noNewPrivs !== m.nnp) {
+    return false;
+  }
+  const k = m.masks;
+  if (!sameMask(t.capInh, k[0]) || !sameMask(t.capPrm, k[1]) || !sameMask(t.capEff, k[2]) ||
+    !sameMask(t.capBnd, k[3]) || !sameMask(t.capAmb, k[4])) {
+    return false;
+  }
+  const g = t.groups;
+  const mg = m.groups;
+  if (g === undefined || mg === undefined) return g === mg;
+  if (!Array.isArray(g) || g.length !== mg.length) return false;
+  for (let i = 0; i < g.length; i++) if (g[i] !== mg[i]) return false;
+  return true;
+}
+
+/** writeTask's fields 9 to 25, checked; remembered in taskCredsMemo when every required one was there. */
+function writeTaskCreds(w: Writer, t: RecordedTask): void {
+  const start = w.len;
+  wU32(w, t, 72, 'uid', t.uid); wU32(w, t, 80, 'euid', t.euid); wU32(w, t, 88, 'suid', t.suid);
+  wU32(w, t, 96, 'fsuid', t.fsuid); wU32(w, t, 104, 'gid', t.gid); wU32(w, t, 112, 'egid', t.egid);
+  wU32(w, t, 120, 'sgid', t.sgid); wU32(w, t, 128, 'fsgid', t.fsgid);
+  wMask(w, t, 137, 'capInh', t.capInh, true); wMask(w, t, 145, 'capPrm', t.capPrm, true);
+  wMask(w, t, 153, 'capEff', t.capEff, true); wMask(w, t, 161, 'capBnd', t.capBnd, true);
+  wMask(w, t, 169, 'capAmb', t.capAmb, false);
+  const groups = t.groups;
+  if (groups !== undefined) {
+    if (!Array.isArray(groups) || !groups.every(isU32)) bad(t, 'groups', groups);
+    // u32_list: its values unpacked, one tag (field 1, varint) each
+    w.uint32(178).fork();
+    for (let i = 0; i < groups.length; i++) w.uint32(8).uint32(groups[i]);
+    w.ldelim();
+  }
+  wOptU32(w, t, 184, 'securebits', t.securebits);
+  if (t.noNewPrivs !== undefined) {
+    if (typeof t.noNewPrivs !== 'boolean') bad(t, 'noNewPrivs', t.noNewPrivs);
+    w.uint32(192).bool(t.noNewPrivs);
+  }
+  wOptU32(w, t, 200, 'seccomp', t.seccomp);
+  // a required field missing here is reported at the end of writeTask; such bytes are not for reuse
+  if (t.uid === undefined || t.euid === undefined || t.suid === undefined || t.fsuid === undefined ||
+    t.gid === undefined || t.egid === undefined || t.sgid === undefined || t.fsgid === undefined ||
+    t.capInh === undefined || t.capPrm === undefined || t.capEff === undefined || t.capBnd === undefined) {
+    return;
+  }
+  const copy = (m: Mask64 | undefined): Mask64 | undefined => (m === undefined ? undefined : [m[0], m[1]]);
+  taskCredsMemo = {
+    v: [t.uid, t.euid, t.suid, t.fsuid, t.gid, t.egid, t.sgid, t.fsgid, t.securebits, t.seccomp],
+    masks: [copy(t.capInh), copy(t.capPrm), copy(t.capEff), copy(t.capBnd), copy(t.capAmb)],
+    groups: groups === undefined ? undefined : [...groups],
+    nnp: t.noNewPrivs,
+    bytes: w.since(start),
+  };
 }
 
 function u64ToNumber(file: string, offset: number, what: string, v: unknown): number {
@@ -497,6 +561,51 @@ export function writeCore(w: Writer, t: RecordedTask, g: ProcessGroup, mtype: nu
     const k = !inh ? 'capInh' : !prm ? 'capPrm' : !eff ? 'capEff' : 'capBnd';
     throw new ImageWriteError(`cannot write images: task ${t.pid} has no ${k} recorded`);
   }
+  const memo = credsMemo;
+  if (memo !== undefined && sameCreds(memo, t)) w.raw(memo.bytes);
+  else writeCreds(w, t, inh, prm, eff, bnd);
+  if (t.seccomp !== undefined && t.seccomp >= 0 && t.seccomp <= 2) w.uint32(88).int32(t.seccomp);
+  if (t.comm != null) w.uint32(106).string(t.comm);
+  w.ldelim();
+}
+
+/**
+ * The last creds_entry writeCore wrote (tag and length included), and the values it was written from: the
+ * threads of a tree mostly share their credentials, and comparing these values costs far less than encoding
+ * them again (a dump of 10,000 tasks writes one or a few distinct entries, 10,000 times).
+ */
+interface CredsMemo {
+  /** uid, gid, euid, egid, suid, sgid, fsuid, fsgid, securebits (each as written: 0 when absent), the four sets */
+  v: number[];
+  amb: Mask64 | undefined;
+  groups: number[] | undefined;
+  nnp: boolean;
+  bytes: Buffer;
+}
+let credsMemo: CredsMemo | undefined;
+
+function sameCreds(m: CredsMemo, t: RecordedTask): boolean {
+  const v = m.v;
+  const inh = t.capInh!, prm = t.capPrm!, eff = t.capEff!, bnd = t.capBnd!;
+  if (v[0] !== (t.uid ?? 0) || v[1] !== (t.gid ?? 0) || v[2] !== (t.euid ?? 0) || v[3] !== (t.egid ?? 0) ||
+    v[4] !== (t.suid ?? 0) || v[5] !== (t.sgid ?? 0) || v[6] !== (t.fsuid ?? 0) || v[7] !== (t.fsgid ?? 0) ||
+    v[8] !== (t.securebits ?? 0) || v[9] !== inh[0] || v[10] !== inh[1] || v[11] !== prm[0] || v[12] !== prm[1] ||
+    v[13] !== eff[0] || v[14] !== eff[1] || v[15] !== bnd[0] || v[16] !== bnd[1] || m.nnp !== !!t.noNewPrivs) {
+    return false;
+  }
+  const amb = t.capAmb;
+  if (amb === undefined || m.amb === undefined ? amb !== m.amb : amb[0] !== m.amb[0] || amb[1] !== m.amb[1]) return false;
+  const g = t.groups;
+  const mg = m.groups;
+  if (g === undefined || mg === undefined) return g === mg;
+  if (g.length !== mg.length) return false;
+  for (let i = 0; i < g.length; i++) if (g[i] !== mg[i]) return false;
+  return true;
+}
+
+/** A thread_core_entry's creds_entry (field 10), remembered in credsMemo. */
+function writeCreds(w: Writer, t: RecordedTask, inh: Mask64, prm: Mask64, eff: Mask64, bnd: Mask64): void {
+  const start = w.len;
   w.uint32(82).fork()
     .uint32(8).uint32(t.uid ?? 0).uint32(16).uint32(t.gid ?? 0).uint32(24).uint32(t.euid ?? 0)
     .uint32(32).uint32(t.egid ?? 0).uint32(40).uint32(t.suid ?? 0).uint32(48).uint32(t.sgid ?? 0)
@@ -509,9 +618,14 @@ export function writeCore(w: Writer, t: RecordedTask, g: ProcessGroup, mtype: nu
   if (t.noNewPrivs) w.uint32(144).uint32(1);
   if (t.capAmb) w.uint32(152).uint32(t.capAmb[0]).uint32(152).uint32(t.capAmb[1]);
   w.ldelim();
-  if (t.seccomp !== undefined && t.seccomp >= 0 && t.seccomp <= 2) w.uint32(88).int32(t.seccomp);
-  if (t.comm != null) w.uint32(106).string(t.comm);
-  w.ldelim();
+  credsMemo = {
+    v: [t.uid ?? 0, t.gid ?? 0, t.euid ?? 0, t.egid ?? 0, t.suid ?? 0, t.sgid ?? 0, t.fsuid ?? 0, t.fsgid ?? 0,
+      t.securebits ?? 0, inh[0], inh[1], prm[0], prm[1], eff[0], eff[1], bnd[0], bnd[1]],
+    amb: t.capAmb ? [t.capAmb[0], t.capAmb[1]] : undefined,
+    groups: t.groups ? [...t.groups] : undefined,
+    nnp: !!t.noNewPrivs,
+    bytes: w.since(start),
+  };
 }
 
 /**

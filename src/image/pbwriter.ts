@@ -216,6 +216,20 @@ export class Writer {
     return this;
   }
 
+  /** Append bytes as they are (bytes an earlier call wrote; see since). Not in protobufjs's API. */
+  raw(bytes: Uint8Array): this {
+    const n = bytes.length;
+    this.room(n);
+    this.buf.set(bytes, this.pos);
+    this.pos += n;
+    return this;
+  }
+
+  /** A copy of what was written from position `start` on (start: an earlier len). Not in protobufjs's API. */
+  since(start: number): Buffer {
+    return Buffer.from(this.buf.subarray(start, this.pos));
+  }
+
   /**
    * Keep four bytes for a little-endian u32 written later with patch32 (a CRIU image's entry length, known
    * once the entry is written); returns where they are. Not in protobufjs's API.

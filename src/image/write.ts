@@ -773,9 +773,9 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
   const staging = staged.tmp;
   const mtype = opts.mtype ?? hostMarch();
   const jobs: WriteJob[] = [];
-  let heads: { inventory: Buffer; pstree: Buffer };
+  let groups: ProcessGroup[];
   try {
-    const groups = groupProcesses(tasks);
+    groups = groupProcesses(tasks);
     for (let from = 0, size = FIRST_PART; from < groups.length; size *= 2) {
       let to = from;
       for (let n = 0; to < groups.length && n < size; to++) n += 1 + groups[to].threads.length;
@@ -791,7 +791,6 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
       from = to;
     }
     w?.postMessage({ end: true });
-    heads = encodeHeads(groups);
   } catch (e) {
     await stopStaging(staged);
     throw e;
@@ -805,6 +804,8 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
       const t1 = now();
       try {
         checkSnapshot({ info, tasks: tasks as RecordedTask[] });
+        // encoded here, once the tree is thawed: nothing waits for them before finish
+        const heads = encodeHeads(groups);
         const own = new Map<string, Buffer>([
           ['inventory.img', heads.inventory], ['pstree.img', heads.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
         ]);

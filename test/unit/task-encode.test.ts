@@ -91,6 +91,51 @@ describe('writeTask', () => {
     }
   });
 
+  it('tasks that share their credentials, then differ in one of them: the same bytes and refusals every time', () => {
+    // writeTask and writeCore reuse the credential bytes of the task before when its values are the same, so
+    // a run of tasks alike but for one credential value must each come out as the message path writes it
+    const { task } = generator(0x51a3);
+    const viaCore = (t: RecordedTask) => {
+      const g: ProcessGroup = { leader: t, threads: [] };
+      return Buffer.from(MESSAGES.core_entry.encode(coreEntry(t, g, 1)).finish()).toString('hex');
+    };
+    const directCore = (t: RecordedTask) => {
+      const w = Writer.create();
+      writeCore(w, t, { leader: t, threads: [] }, 1);
+      return Buffer.from(w.finish()).toString('hex');
+    };
+    const changes: Partial<RecordedTask>[] = [
+      { uid: 7 }, { euid: 7 }, { suid: 7 }, { fsuid: 7 }, { gid: 7 }, { egid: 7 }, { sgid: 7 }, { fsgid: 7 },
+      { capInh: [1, 2] }, { capPrm: [1, 2] }, { capEff: [1, 2] }, { capBnd: [1, 2] }, { capAmb: [1, 2] }, { capAmb: undefined },
+      { groups: [1, 2, 3] }, { groups: [] }, { groups: undefined }, { securebits: 3 }, { securebits: undefined },
+      { noNewPrivs: true }, { noNewPrivs: false }, { noNewPrivs: undefined }, { seccomp: 2 }, { seccomp: undefined },
+    ];
+    for (let i = 0; i < 40; i++) {
+      const base = task(100 + i, 100 + i);
+      // each change between two tasks alike: it meets the base's bytes, and the base after it meets its own
+      for (const [c, pid] of changes.flatMap((c) => [[{}, 1], [c, 2], [c, 3], [{}, 4]] as const)) {
+        {
+          const t = { ...base, ...c, pid } as RecordedTask;
+          for (const k of Object.keys(t) as (keyof RecordedTask)[]) if (t[k] === undefined) delete t[k];
+          expect(direct(t), `task ${i} ${JSON.stringify(c)}`).toBe(viaMessage(t));
+          expect(directCore(t), `core ${i} ${JSON.stringify(c)}`).toBe(viaCore(t));
+        }
+      }
+    }
+    // after a valid task, one alike but for a value tasks.img cannot store is refused as taskToPb refuses it
+    const base = task(5, 5);
+    // a capability set with the base's two words and one more: alike in what a reuse would compare
+    const longer = { capInh: [base.capInh[0], base.capInh[1], 0] };
+    for (const c of [longer, { groups: [-1] }, { uid: -1 }, { uid: undefined }, { seccomp: 2 ** 32 }, { noNewPrivs: 1 }]) {
+      direct(base);
+      const t = { ...base, ...c } as unknown as RecordedTask;
+      for (const k of Object.keys(t) as (keyof RecordedTask)[]) if (t[k] === undefined) delete t[k];
+      const want = errorOf(() => taskToPb(t));
+      expect(want, JSON.stringify(c)).not.toBe('no error');
+      expect(errorOf(() => direct(t)), JSON.stringify(c)).toBe(want);
+    }
+  });
+
   it('writeCore and writePstree write what coreEntry, pstreeEntry and the generated encoders write', () => {
     const { int, task } = generator(0xc0de);
     const viaCore = (t: RecordedTask, g: ProcessGroup, mtype: number) =>
