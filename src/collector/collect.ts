@@ -12,7 +12,7 @@ import type { Source } from './sources/source.js';
 import { checkFrozen, orderTasks } from './walk.js';
 import { readNsPidChain } from './nsread.js';
 import { DENIED, GONE, ProcFile } from './procfile.js';
-import type { FreezeMethod, Snapshot, SourceName, Task } from './task.js';
+import type { FreezeMethod, Snapshot, SourceName, Task, TaskState } from './task.js';
 import { VERSION } from '../version.js';
 import { now } from '../sys/clock.js';
 
@@ -119,6 +119,20 @@ export function translatePids(tasks: Task[], root: number, rootLevel: number): v
 
 export { openSource, planAuto, type SourceHint } from './open-source.js';
 
+/**
+ * Each task's state before the freeze (the freezer's record), and no tracer where the tracer was the freezer.
+ * A function of its own: a loop over every task inside collect() itself would have V8 compile all of
+ * collect() on the loop's behalf (on-stack replacement), 50-90 ms of a CPU for a 10,000-task dump.
+ */
+function applyFreeze(tasks: Task[], frozen: { states: ReadonlyMap<number, TaskState>; tracerPid?: number }): void {
+  const tracer = frozen.tracerPid;
+  for (const t of tasks) {
+    const s = frozen.states.get(t.pid);
+    if (s !== undefined) t.state = s;
+    if (tracer !== undefined && t.tpid === tracer) t.tpid = 0;
+  }
+}
+
 export async function collect(opts: CollectOptions): Promise<Snapshot> {
   const root = opts.root;
   const rootChain = checkRoot(root);
@@ -154,11 +168,7 @@ export async function collect(opts: CollectOptions): Promise<Snapshot> {
       // when the freezer's last scan already saw the tree held still, the source builds the tasks from it
       tasks = await source.collectTree(root, { rootLevel, namespaces, lastScan: frozen.scanned === true });
       if (frozen.frozen) checkFrozen(tasks, frozen.frozen, method);
-      for (const t of tasks) {
-        const s = frozen.states.get(t.pid);
-        if (s !== undefined) t.state = s;
-        if (frozen.tracerPid !== undefined && t.tpid === frozen.tracerPid) t.tpid = 0;
-      }
+      applyFreeze(tasks, frozen);
       tasks = orderTasks(tasks, root);
       if (rootLevel > 0) translatePids(tasks, root, rootLevel);
       timings.collect = now() - t0;

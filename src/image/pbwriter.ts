@@ -64,6 +64,17 @@ function putVarint32(b: Buffer, p: number, v: number): number {
   return p;
 }
 
+/**
+ * A little-endian u32 at b[p] (b has room), byte by byte: Buffer's writeUInt32LE checks its arguments in
+ * JavaScript on every call, which a dump makes twice per image file.
+ */
+function put32(b: Buffer, p: number, v: number): void {
+  b[p] = v & 255;
+  b[p + 1] = (v >>> 8) & 255;
+  b[p + 2] = (v >>> 16) & 255;
+  b[p + 3] = (v >>> 24) & 255;
+}
+
 export class Writer {
   private buf: Buffer;
   private pos = 0;
@@ -131,7 +142,7 @@ export class Writer {
 
   fixed32(value: number): this {
     this.room(4);
-    this.buf.writeUInt32LE(value >>> 0, this.pos);
+    put32(this.buf, this.pos, value);
     this.pos += 4;
     return this;
   }
@@ -243,7 +254,7 @@ export class Writer {
 
   /** Write a little-endian u32 at `at` (a reserve32 position, or any earlier one). */
   patch32(at: number, value: number): this {
-    this.buf.writeUInt32LE(value >>> 0, at);
+    put32(this.buf, at, value);
     return this;
   }
 
