@@ -804,16 +804,12 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
       const t1 = now();
       try {
         checkSnapshot({ info, tasks: tasks as RecordedTask[] });
-        // encoded here, once the tree is thawed: nothing waits for them before finish
-        const heads = encodeHeads(groups);
-        const own = new Map<string, Buffer>([
-          ['inventory.img', heads.inventory], ['pstree.img', heads.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
-        ]);
-        // the worker starts the write-back of what is written when it has no file left to claim (see
-        // WORKER_SOURCE), beside what this thread does meanwhile; an error that write-back meets is reported by
-        // the syncfs on syncFd below (each open directory sees a write-back error once). Not on a pool thread
-        // of this one: starting libuv's pool can abort the process when no thread can be had, and this must not.
-        let bytes = stage(own, staging);
+        // first this thread's share of the core images, beside the worker; once every one is claimed the
+        // worker starts the write-back of what is written (its syncfs, see WORKER_SOURCE), and this thread
+        // encodes and writes tasks.img, pstree.img and inventory.img meanwhile, while that write-back waits on
+        // the device. An error that write-back meets is reported by the syncfs on syncFd below (each open
+        // directory sees a write-back error once). Not on a pool thread of this one: starting libuv's pool can
+        // abort the process when no thread can be had, and this must not.
         const dirfd = staged.syncFd!;
         const io: FileIo = {
           create: (name) => openAt(dirfd, name, CREATE | O_CLOEXEC, 0o644),
@@ -821,15 +817,18 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
           close: closeFd,
           code: errnoName,
         };
-        let mine: ShareResult | undefined;
         for (const job of jobs) {
-          mine = writeShare(io, job, SHARE_CHUNK);
-          if (mine.error) break;
+          const mine = writeShare(io, job, SHARE_CHUNK);
+          if (mine.error) throw outputError(mine.error.path, 'write', mine.error);
         }
+        const heads = encodeHeads(groups);
+        const own = new Map<string, Buffer>([
+          ['inventory.img', heads.inventory], ['pstree.img', heads.pstree], ['tasks.img', encodeTasksImage(info, tasks)],
+        ]);
+        let bytes = stage(own, staging);
         w?.ref();
         const theirs = await done;
-        const failed = mine?.error ?? theirs.error;
-        if (failed) throw outputError(failed.path, 'write', failed);
+        if (theirs.error) throw outputError(theirs.error.path, 'write', theirs.error);
         if (theirs.lost) {
           for (const job of jobs) {
             const redone = writeLost(job);
