@@ -143,7 +143,7 @@ describe('a large dump (a worker thread writes while the tree is thawed)', () =>
     const strace = spawn('strace', ['-p', String(victim), '-o', '/dev/null'], { stdio: 'ignore' });
     try {
       const traced = () => /TracerPid:\t(\d+)/.exec(readFileSync(`/proc/${victim}/status`, 'latin1'))?.[1];
-      for (let i = 0; i < 200 && traced() === '0'; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 1000 && traced() === '0'; i++) await new Promise((r) => setTimeout(r, 10));
       expect(traced()).toBe(String(strace.pid));
       const parent = mkdtempSync(join(work, 'early-'));
       const r = cli(['dump', '--root', String(big.root), '-o', join(parent, 'out'), '--quiet']);
