@@ -176,8 +176,8 @@ export function writeTask(w: Writer, t: RecordedTask): void {
   wU32(w, t, 32, 'tpid', t.tpid); wU32(w, t, 40, 'sid', t.sid); wU32(w, t, 48, 'pgid', t.pgid);
   wStr(w, t, 58, 'state', t.state); wStr(w, t, 66, 'comm', t.comm);
   // fields 9 to 25, the credentials: the bytes of the previous task's when its values were the same
-  const memo = taskCredsMemo;
-  if (memo !== undefined && sameTaskCreds(memo, t)) w.raw(memo.bytes);
+  const seen = taskCreds;
+  if (seen !== undefined && sameCreds(seen, t)) w.raw(seen.bytes);
   else writeTaskCreds(w, t);
   wOptU64(w, t, 208, 'startTime', t.startTime);
   wOptU32(w, t, 216, 'personality', t.personality); wOptU32(w, t, 224, 'flags', t.flags);
@@ -207,26 +207,43 @@ export function writeTask(w: Writer, t: RecordedTask): void {
 }
 
 /**
- * The credential fields (9 to 25) writeTask last wrote whole and valid, with the values they were written from:
- * the tasks of a tree mostly share them (see CredsMemo), and a value equal to one written before is valid.
+ * A task's credential values, copied when bytes were written from them (writeCore's creds_entry, writeTask's
+ * fields 9 to 25), with those bytes: the tasks of a tree mostly share their credentials, and comparing these
+ * values costs far less than encoding (and checking) them again (a dump of 10,000 tasks writes one or a few
+ * distinct sets, 10,000 times). sameCreds compares exactly (===, a capability set as an array of two words,
+ * the groups element by element), so equal values give equal bytes in either encoder, and a value equal to
+ * one writeTask checked is valid; the values are copies, so a task changed afterwards cannot meet stale bytes.
  */
-interface TaskCredsMemo {
-  /** uid, euid, suid, fsuid, gid, egid, sgid, fsgid, securebits, seccomp (securebits and seccomp may be absent) */
+interface CredsSeen {
+  /** uid, euid, suid, fsuid, gid, egid, sgid, fsgid, securebits, seccomp */
   v: (number | undefined)[];
-  /** capInh, capPrm, capEff, capBnd, capAmb (capAmb may be absent) */
+  /** capInh, capPrm, capEff, capBnd, capAmb */
   masks: (Mask64 | undefined)[];
   groups: number[] | undefined;
   nnp: boolean | undefined;
   bytes: Buffer;
 }
-let taskCredsMemo: TaskCredsMemo | undefined;
+/** the last set writeCore wrote, and the last writeTask wrote whole and valid */
+let coreCreds: CredsSeen | undefined;
+let taskCreds: CredsSeen | undefined;
+
+function credsSeen(t: RecordedTask, bytes: Buffer): CredsSeen {
+  const copy = (m: Mask64 | undefined): Mask64 | undefined => (Array.isArray(m) ? [m[0], m[1]] : undefined);
+  return {
+    v: [t.uid, t.euid, t.suid, t.fsuid, t.gid, t.egid, t.sgid, t.fsgid, t.securebits, t.seccomp],
+    masks: [copy(t.capInh), copy(t.capPrm), copy(t.capEff), copy(t.capBnd), copy(t.capAmb)],
+    groups: Array.isArray(t.groups) ? [...t.groups] : undefined,
+    nnp: t.noNewPrivs,
+    bytes,
+  };
+}
 
 function sameMask(a: unknown, b: Mask64 | undefined): boolean {
   if (a === undefined || b === undefined) return a === b;
   return Array.isArray(a) && a.length === 2 && a[0] === b[0] && a[1] === b[1];
 }
 
-function sameTaskCreds(m: TaskCredsMemo, t: RecordedTask): boolean {
+function sameCreds(m: CredsSeen, t: RecordedTask): boolean {
   const v = m.v;
   if (t.uid !== v[0] || t.euid !== v[1] || t.suid !== v[2] || t.fsuid !== v[3] || t.gid !== v[4] ||
     t.egid !== v[5] || t.sgid !== v[6] || t.fsgid !== v[7] || t.securebits !== v[8] || t.seccomp !== v[9] ||
@@ -246,7 +263,7 @@ function sameTaskCreds(m: TaskCredsMemo, t: RecordedTask): boolean {
   return true;
 }
 
-/** writeTask's fields 9 to 25, checked; remembered in taskCredsMemo when every required one was there. */
+/** writeTask's fields 9 to 25, checked; remembered in taskCreds when every required one was there. */
 function writeTaskCreds(w: Writer, t: RecordedTask): void {
   const start = w.len;
   wU32(w, t, 72, 'uid', t.uid); wU32(w, t, 80, 'euid', t.euid); wU32(w, t, 88, 'suid', t.suid);
@@ -275,14 +292,7 @@ function writeTaskCreds(w: Writer, t: RecordedTask): void {
     t.capInh === undefined || t.capPrm === undefined || t.capEff === undefined || t.capBnd === undefined) {
     return;
   }
-  const copy = (m: Mask64 | undefined): Mask64 | undefined => (m === undefined ? undefined : [m[0], m[1]]);
-  taskCredsMemo = {
-    v: [t.uid, t.euid, t.suid, t.fsuid, t.gid, t.egid, t.sgid, t.fsgid, t.securebits, t.seccomp],
-    masks: [copy(t.capInh), copy(t.capPrm), copy(t.capEff), copy(t.capBnd), copy(t.capAmb)],
-    groups: groups === undefined ? undefined : [...groups],
-    nnp: t.noNewPrivs,
-    bytes: w.since(start),
-  };
+  taskCreds = credsSeen(t, w.since(start));
 }
 
 function u64ToNumber(file: string, offset: number, what: string, v: unknown): number {
@@ -561,49 +571,15 @@ export function writeCore(w: Writer, t: RecordedTask, g: ProcessGroup, mtype: nu
     const k = !inh ? 'capInh' : !prm ? 'capPrm' : !eff ? 'capEff' : 'capBnd';
     throw new ImageWriteError(`cannot write images: task ${t.pid} has no ${k} recorded`);
   }
-  const memo = credsMemo;
-  if (memo !== undefined && sameCreds(memo, t)) w.raw(memo.bytes);
+  const seen = coreCreds;
+  if (seen !== undefined && sameCreds(seen, t)) w.raw(seen.bytes);
   else writeCreds(w, t, inh, prm, eff, bnd);
   if (t.seccomp !== undefined && t.seccomp >= 0 && t.seccomp <= 2) w.uint32(88).int32(t.seccomp);
   if (t.comm != null) w.uint32(106).string(t.comm);
   w.ldelim();
 }
 
-/**
- * The last creds_entry writeCore wrote (tag and length included), and the values it was written from: the
- * threads of a tree mostly share their credentials, and comparing these values costs far less than encoding
- * them again (a dump of 10,000 tasks writes one or a few distinct entries, 10,000 times).
- */
-interface CredsMemo {
-  /** uid, gid, euid, egid, suid, sgid, fsuid, fsgid, securebits (each as written: 0 when absent), the four sets */
-  v: number[];
-  amb: Mask64 | undefined;
-  groups: number[] | undefined;
-  nnp: boolean;
-  bytes: Buffer;
-}
-let credsMemo: CredsMemo | undefined;
-
-function sameCreds(m: CredsMemo, t: RecordedTask): boolean {
-  const v = m.v;
-  const inh = t.capInh!, prm = t.capPrm!, eff = t.capEff!, bnd = t.capBnd!;
-  if (v[0] !== (t.uid ?? 0) || v[1] !== (t.gid ?? 0) || v[2] !== (t.euid ?? 0) || v[3] !== (t.egid ?? 0) ||
-    v[4] !== (t.suid ?? 0) || v[5] !== (t.sgid ?? 0) || v[6] !== (t.fsuid ?? 0) || v[7] !== (t.fsgid ?? 0) ||
-    v[8] !== (t.securebits ?? 0) || v[9] !== inh[0] || v[10] !== inh[1] || v[11] !== prm[0] || v[12] !== prm[1] ||
-    v[13] !== eff[0] || v[14] !== eff[1] || v[15] !== bnd[0] || v[16] !== bnd[1] || m.nnp !== !!t.noNewPrivs) {
-    return false;
-  }
-  const amb = t.capAmb;
-  if (amb === undefined || m.amb === undefined ? amb !== m.amb : amb[0] !== m.amb[0] || amb[1] !== m.amb[1]) return false;
-  const g = t.groups;
-  const mg = m.groups;
-  if (g === undefined || mg === undefined) return g === mg;
-  if (g.length !== mg.length) return false;
-  for (let i = 0; i < g.length; i++) if (g[i] !== mg[i]) return false;
-  return true;
-}
-
-/** A thread_core_entry's creds_entry (field 10), remembered in credsMemo. */
+/** A thread_core_entry's creds_entry (field 10), remembered in coreCreds. */
 function writeCreds(w: Writer, t: RecordedTask, inh: Mask64, prm: Mask64, eff: Mask64, bnd: Mask64): void {
   const start = w.len;
   w.uint32(82).fork()
@@ -618,14 +594,7 @@ function writeCreds(w: Writer, t: RecordedTask, inh: Mask64, prm: Mask64, eff: M
   if (t.noNewPrivs) w.uint32(144).uint32(1);
   if (t.capAmb) w.uint32(152).uint32(t.capAmb[0]).uint32(152).uint32(t.capAmb[1]);
   w.ldelim();
-  credsMemo = {
-    v: [t.uid ?? 0, t.gid ?? 0, t.euid ?? 0, t.egid ?? 0, t.suid ?? 0, t.sgid ?? 0, t.fsuid ?? 0, t.fsgid ?? 0,
-      t.securebits ?? 0, inh[0], inh[1], prm[0], prm[1], eff[0], eff[1], bnd[0], bnd[1]],
-    amb: t.capAmb ? [t.capAmb[0], t.capAmb[1]] : undefined,
-    groups: t.groups ? [...t.groups] : undefined,
-    nnp: !!t.noNewPrivs,
-    bytes: w.since(start),
-  };
+  coreCreds = credsSeen(t, w.since(start));
 }
 
 /**
