@@ -175,21 +175,11 @@ export class ProcFile {
   /** The hexadecimal mask on the line `key:` of the file last read ("CapEff:\t000001ffffffffff"), as mask64. */
   keyMask64(key: string): Mask64 | undefined {
     const b = this.buf;
-    const k = key.length;
-    for (let p = 0; p + k < this.len; p++) {
-      if ((p === 0 || b[p - 1] === 0x0a) && b[p + k] === 0x3a && this.isKeyAt(key, p)) {
-        let q = p + k + 1;
-        while (q < this.len && (b[q] === 0x09 || b[q] === C_SPACE)) q++;
-        this.pos = q;
-        return this.mask64();
-      }
-    }
-    return undefined;
-  }
-
-  private isKeyAt(key: string, p: number): boolean {
-    for (let i = 0; i < key.length; i++) if (this.buf[p + i] !== key.charCodeAt(i)) return false;
-    return true;
+    let q = keyValueAt(b, this.len, key);
+    if (q < 0) return undefined;
+    while (q < this.len && (b[q] === 0x09 || b[q] === C_SPACE)) q++;
+    this.pos = q;
+    return this.mask64();
   }
 
   /** The decimals of the line `key:` of the file last read (see statusNumbers). */
@@ -209,23 +199,32 @@ export class ProcFile {
 }
 
 /**
- * The decimals on the line `key:` of a status-style /proc file held in b[0, len), in order: "NSpid:\t1234\t7"
- * gives [1234, 7], "Groups:\t4 24 27 " gives [4, 24, 27], an empty "Groups:" line gives []. The key matches
- * only a whole key at the start of a line; undefined when the file has no such line.
+ * Where the value of the line `key:` starts in b[0, len) (just after the colon), or -1 when there is no such
+ * line: the key matches only a whole key at the start of a line.
  */
-export function statusNumbers(b: Uint8Array, len: number, key: string): number[] | undefined {
+function keyValueAt(b: Uint8Array, len: number, key: string): number {
   const k = key.length;
   let p = 0;
   for (;;) {
     let match = p + k < len && b[p + k] === 0x3a;
     for (let i = 0; match && i < k; i++) if (b[p + i] !== key.charCodeAt(i)) match = false;
-    if (match) break;
+    if (match) return p + k + 1;
     while (p < len && b[p] !== 0x0a) p++;
-    if (++p >= len) return undefined;
+    if (++p >= len) return -1;
   }
+}
+
+/**
+ * The decimals on the line `key:` of a status-style /proc file held in b[0, len), in order: "NSpid:\t1234\t7"
+ * gives [1234, 7], "Groups:\t4 24 27 " gives [4, 24, 27], an empty "Groups:" line gives []. The key matches
+ * only a whole key at the start of a line; undefined when the file has no such line.
+ */
+export function statusNumbers(b: Uint8Array, len: number, key: string): number[] | undefined {
+  let p = keyValueAt(b, len, key);
+  if (p < 0) return undefined;
   const out: number[] = [];
   let v = -1;
-  for (p += k + 1; p < len; p++) {
+  for (; p < len; p++) {
     const c = b[p];
     if (c >= C_0 && c <= C_9) v = (v < 0 ? 0 : v * 10) + (c - C_0);
     else {
