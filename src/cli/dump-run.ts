@@ -8,7 +8,7 @@ import { Progress, formatStats } from './progress.js';
 import { streamToStdout, type StreamCliOptions } from './stream-out.js';
 import { collect, parsePid } from '../collector/collect.js';
 import { processOwner } from '../collector/owner.js';
-import { beginWrite, prepareWrite, WORKER_MIN_FILES, type PendingWrite, type PreparedWrite } from '../image/index.js';
+import { beginWrite, prepareWrite, WORKER_MIN_FILES, type PendingWrite, type WriteOptions } from '../image/index.js';
 import { estimateTree } from '../collector/sources/index.js';
 import { OutputError, UsageError } from '../errors.js';
 import type { FreezeMethod, SourceName } from '../collector/task.js';
@@ -77,7 +77,7 @@ export async function runDump(opts: DumpCliOptions): Promise<number> {
     // while this thread thaws the tree); `writeMs` is what the write costs this thread, before and after
     let pending: PendingWrite | undefined;
     let writeMs = 0;
-    const writeOpts: { force: boolean; owner: typeof processOwner; prepared?: PreparedWrite } = { force: !!opts.force, owner: processOwner };
+    const writeOpts: WriteOptions = { force: !!opts.force, owner: processOwner };
     // a tree whose first children lists already hold a large dump's worth of processes: start the writer
     // (temporary directory, worker thread) now, beside the source's set-up, rather than after the collection
     if (dir && (estimateTree(root, WORKER_MIN_FILES, EARLY_WRITER_READS)?.small === false)) {

@@ -14,11 +14,13 @@
  * Any failure removes the temporary directory and reports one OutputError naming the path and errno code.
  *
  * A large dump (WORKER_MIN_FILES image files or more) is staged by a worker thread and the calling thread
- * together: the worker is started and handed the core images as soon as the tasks are known (beginWrite,
- * which a dump calls while the tree is still frozen), so its writing overlaps whatever the caller does next
- * (thawing the tree); when the worker has no file left to claim it starts the write-back of the directory
- * (syncfs) while the caller goes on; finish() encodes tasks.img with the final header, takes its share of
- * the files still unwritten, and makes everything durable as above (its syncfs has only the rest to wait for). When no thread can be started the calling thread writes every file; a worker that dies
+ * together: the worker is started (by prepareWrite, before the freeze, or by beginWrite) and handed the core
+ * images in parts as beginWrite encodes them, which a dump calls while the tree is still frozen, so its
+ * writing overlaps whatever the caller does next (thawing the tree); finish() takes the caller's share of
+ * the files still unwritten; when the worker has no file left to claim it starts the write-back of the
+ * directory (syncfs), during which finish() encodes and writes tasks.img (with the final header),
+ * pstree.img and inventory.img, then makes everything durable as above (its syncfs has only those to wait
+ * for). When no thread can be started the calling thread writes every file; a worker that dies
  * without reporting has the files it did not finish rewritten. The temporary directory, the durability and the
  * rename are the same on both paths; on a failure in either thread the other stops, and the directory is
  * removed only once no thread writes into it any more.
@@ -46,8 +48,8 @@ import {
 import { frameImage, KIND } from './framing.js';
 import { schemas } from './schema.js';
 // the one system call Node lacks for durable writes; image/ still reads nothing from the kernel's task state
-import { closeFd, FIXED_OPENAT, O_CLOEXEC, openAt, syncfs, writeAll } from '../sys/fs.js';
-import { errnoName, KOFFI_PATH } from '../sys/libc.js';
+import { fileCalls, O_CLOEXEC, syncfs, type FileCalls } from '../sys/fs.js';
+import { errnoName, koffi, KOFFI_PATH, libc, VARIADIC_AS_FIXED } from '../sys/libc.js';
 import { now } from '../sys/clock.js';
 
 /** Who writes: embedded in the temporary names, and asked about the writers of leftovers. */
@@ -484,22 +486,16 @@ interface WriteJob {
   written: SharedArrayBuffer;
 }
 
+/** A thread's share of the writing: why it stopped, when a file could not be written. */
 interface ShareResult {
-  files: number;
-  bytes: number;
   error?: { path: string; code: string };
 }
 
 /**
- * How a thread creates and writes the files of a part: the calling thread's calls are sys/fs.ts's, the
- * worker's its own koffi's (the same libc calls; no error object made per call, as Node's fs makes one).
+ * How a thread creates and writes the files of a part: sys/fs.ts's fileCalls on the thread's own koffi (the
+ * calling thread's from sys/libc.ts, the worker's its own), and errno names.
  */
-interface FileIo {
-  /** create `name` (O_EXCL) in the staging directory for writing: a descriptor, or a negative errno */
-  create(name: string): number;
-  /** write all of data to fd: 0, or a negative errno */
-  write(fd: number, data: Uint8Array): number;
-  close(fd: number): number;
+interface FileIo extends FileCalls {
   /** an errno's name (ENOSPC) */
   code(errno: number): string;
 }
@@ -515,8 +511,6 @@ function writeShare(io: FileIo, job: WriteJob, chunk: number): ShareResult {
   const written = new Uint8Array(job.written);
   const arena = new Uint8Array(job.arena);
   const n = job.names.length;
-  let files = 0;
-  let bytes = 0;
   while (Atomics.load(stop, 0) === 0) {
     const from = Atomics.add(ctl, 0, chunk);
     if (from >= n) break;
@@ -532,25 +526,21 @@ function writeShare(io: FileIo, job: WriteJob, chunk: number): ShareResult {
       }
       if (r < 0) {
         Atomics.store(stop, 0, 1);
-        return { files, bytes, error: { path: job.dir + '/' + job.names[i], code: io.code(-r) } };
+        return { error: { path: job.dir + '/' + job.names[i], code: io.code(-r) } };
       }
       written[i] = 1;
-      files++;
-      bytes += end - start;
     }
   }
-  return { files, bytes };
+  return {};
 }
 
 /**
  * After a worker thread that died without reporting (it cannot have failed to write: that it reports): write
- * every file of `job` not written whole, truncating what the worker may have left half-written. Returns the share.
+ * every file of `job` not written whole, truncating what the worker may have left half-written.
  */
 function writeLost(job: WriteJob): ShareResult {
   const written = new Uint8Array(job.written);
   const arena = Buffer.from(job.arena);
-  let files = 0;
-  let bytes = 0;
   for (let i = 0; i < job.names.length; i++) {
     if (written[i]) continue;
     const path = job.dir + '/' + job.names[i];
@@ -563,13 +553,11 @@ function writeLost(job: WriteJob): ShareResult {
         closeSync(fd);
       }
     } catch (e) {
-      return { files, bytes, error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
+      return { error: { path, code: (e as NodeJS.ErrnoException)?.code ?? 'EIO' } };
     }
     written[i] = 1;
-    files++;
-    bytes += job.ends[i] - start;
   }
-  return { files, bytes };
+  return {};
 }
 
 /**
@@ -577,8 +565,8 @@ function writeLost(job: WriteJob): ShareResult {
  * only, no module of ours to locate, inside the bundle or out. It is handed the parts of the dump (WriteJob)
  * as the calling thread encodes them, then `{ end: true }`; it writes its share of each part in turn, then,
  * unless a write failed or the dump was stopped, starts the write-back of everything written so far (syncfs)
- * while the calling thread finishes (tasks.img, its share), whose own syncfs then has only the rest to wait
- * for; then it answers with its share and ends.
+ * while the calling thread writes its last three files, whose own syncfs then has only those to wait for;
+ * then it answers (with why it stopped, if a write failed) and ends.
  */
 const WORKER_SOURCE = `'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
@@ -596,28 +584,9 @@ const code = (e) => {
 const koffi = require(workerData.koffi);
 const libc = koffi.load('libc.so.6');
 const syncfs = libc.func('int syncfs(int)');
-const openat = workerData.fixedOpenat ? libc.func('int openat(int, const char *, int, uint32_t)') : undefined;
-const openatVar = workerData.fixedOpenat ? undefined : libc.func('int openat(int, const char *, int, ...)');
-const write = libc.func('intptr_t write(int, const void *, size_t)');
-const close = libc.func('int close(int)');
-const io = {
-  create: (name) => {
-    const fd = openat ? openat(dirfd, name, CREATE, 0o644) : openatVar(dirfd, name, CREATE, 'uint32_t', 0o644);
-    return fd < 0 ? -koffi.errno() : fd;
-  },
-  write: (fd, data) => {
-    for (let off = 0; off < data.length;) {
-      const n = Number(write(fd, off ? data.subarray(off) : data, data.length - off));
-      if (n < 0) { const e = koffi.errno(); if (e === 4) continue; return -e; }
-      off += n;
-    }
-    return 0;
-  },
-  close: (fd) => (close(fd) < 0 ? -koffi.errno() : 0),
-  code,
-};
+const io = { ...(${fileCalls.toString()})(koffi, libc, dirfd, CREATE, workerData.fixedArity), code };
 const queue = [];
-const share = { files: 0, bytes: 0 };
+const share = {};
 let ended = false;
 let stop;
 function onMessage(m) {
@@ -627,8 +596,6 @@ function onMessage(m) {
     const job = queue.shift();
     stop = job.stop;
     const r = writeShare(io, job, ${SHARE_CHUNK});
-    share.files += r.files;
-    share.bytes += r.bytes;
     if (r.error) share.error = r.error;
   }
   if (!ended && !share.error) return;
@@ -683,17 +650,17 @@ function openStaging(dir: string, opts: WriteOptions): Staging {
   }
   let worker: Worker | undefined;
   try {
-    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false, workerData: { koffi: KOFFI_PATH, dir: tmp, fixedOpenat: FIXED_OPENAT } });
+    worker = new Worker(WORKER_SOURCE, { eval: true, stdout: false, stderr: false, workerData: { koffi: KOFFI_PATH, dir: tmp, fixedArity: VARIADIC_AS_FIXED } });
     worker.unref();
   } catch {
     worker = undefined;
   }
   const w = worker;
-  const done = !w ? Promise.resolve<ShareResult & { lost?: boolean }>({ files: 0, bytes: 0 }) :
+  const done = !w ? Promise.resolve<ShareResult & { lost?: boolean }>({}) :
     new Promise<ShareResult & { lost?: boolean }>((resolve) => {
       w.once('message', resolve);
-      w.once('error', () => resolve({ files: 0, bytes: 0, lost: true }));
-      w.once('exit', () => resolve({ files: 0, bytes: 0, lost: true }));
+      w.once('error', () => resolve({ lost: true }));
+      w.once('exit', () => resolve({ lost: true }));
     });
   return { p, tmp, syncFd, worker: w, done, stop: new Int32Array(new SharedArrayBuffer(4)), posted: false };
 }
@@ -810,13 +777,7 @@ export async function beginWrite(tasks: readonly RecordedTask[], dir: string, op
         // the device. An error that write-back meets is reported by the syncfs on syncFd below (each open
         // directory sees a write-back error once). Not on a pool thread of this one: starting libuv's pool can
         // abort the process when no thread can be had, and this must not.
-        const dirfd = staged.syncFd!;
-        const io: FileIo = {
-          create: (name) => openAt(dirfd, name, CREATE | O_CLOEXEC, 0o644),
-          write: writeAll,
-          close: closeFd,
-          code: errnoName,
-        };
+        const io: FileIo = { ...fileCalls(koffi, libc, staged.syncFd!, CREATE | O_CLOEXEC, VARIADIC_AS_FIXED), code: errnoName };
         for (const job of jobs) {
           const mine = writeShare(io, job, SHARE_CHUNK);
           if (mine.error) throw outputError(mine.error.path, 'write', mine.error);

@@ -40,9 +40,17 @@ function loadKoffi(): { koffi: Koffi; path: string } {
 
 const loaded = loadKoffi();
 export const koffi: Koffi = loaded.koffi;
-/** The file koffi was loaded from: a worker thread requires the same (write.ts's worker, for syncfs). */
+/** The file koffi was loaded from: a worker thread requires the same (write.ts's worker, for its file calls and syncfs). */
 export const KOFFI_PATH: string = loaded.path;
 export const libc = koffi.load('libc.so.6');
+
+/**
+ * Whether a variadic libc function may be declared with fixed arity (ptrace's addr and data, openat's mode):
+ * on x86-64 and arm64 Linux a variadic callee reads integer arguments from the same registers a fixed-arity
+ * call fills (x86-64's %al only tells it how many vector registers to save), and koffi calls a fixed-arity
+ * declaration without parsing argument types on every call.
+ */
+export const VARIADIC_AS_FIXED = process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64');
 
 /** errno values of asm-generic/errno-base.h, the same on every Linux architecture */
 export const EPERM = 1, ENOENT = 2, ESRCH = 3, EINTR = 4, ECHILD = 10, EACCES = 13;

@@ -9,7 +9,7 @@
  * These wrappers return -errno instead of throwing where a failure is an ordinary outcome for a freezer
  * (ESRCH: the task is gone; EPERM: zombie, already traced, or not permitted). The caller decides.
  */
-import { libc, lastErrno } from './libc.js';
+import { libc, lastErrno, VARIADIC_AS_FIXED } from './libc.js';
 
 // <linux/ptrace.h>
 export const PTRACE_CONT = 7;
@@ -42,14 +42,8 @@ export const SIGTRAP = 5;
 
 const ptraceV = libc.func('long ptrace(int request, ...)');
 const ptraceBuf = libc.func('long ptrace(int request, ...)');
-/**
- * On x86-64 and aarch64 Linux a variadic callee reads integer arguments from the same registers a
- * fixed-arity call fills (x86-64's %al only tells it how many vector registers to save), so the hot requests
- * (seize, interrupt, detach, cont: integer arguments only) go through a fixed-arity declaration, which koffi
- * calls without parsing argument types on every call.
- */
-const FIXED_OK = process.platform === 'linux' && (process.arch === 'x64' || process.arch === 'arm64');
-const ptraceI = FIXED_OK ? libc.func('long ptrace(int request, int pid, intptr_t addr, intptr_t data)') : undefined;
+// the hot requests (seize, interrupt, detach, cont: integer arguments only) through a fixed-arity declaration
+const ptraceI = VARIADIC_AS_FIXED ? libc.func('long ptrace(int request, int pid, intptr_t addr, intptr_t data)') : undefined;
 const waitpidF = libc.func('int waitpid(int pid, void *status, int options)');
 const killF = libc.func('int kill(int pid, int sig)');
 const tgkillF = libc.func('int tgkill(int tgid, int tid, int sig)');
