@@ -2,10 +2,16 @@
  * Trees for the freezer tests and benchmark, spawned by test/fixtures/freeze-churn.c: a large idle tree
  * (`idle`, `fanout`), or one that forks and reaps workers and grandchildren forever (`churn`), optionally
  * started inside a cgroup. kill() closes the keeper's stdin; the keeper kills the root's process group,
- * reaps every descendant and exits, and kill() resolves once it has.
+ * reaps every descendant and exits, and kill() resolves once it has. A task of the tree still traced by this
+ * process (a freezer that did not let go) keeps its parent from reaping it: kill() then fails after
+ * TEARDOWN_MS naming those tasks, instead of leaving the test to time out.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fixtureBin } from './cfixture.js';
+import { tracedByUs } from './freeze.js';
+
+/** How long kill() waits for the keeper to reap the tree before it fails, naming what holds it. */
+const TEARDOWN_MS = 30_000;
 
 export function churnPath(): string {
   return fixtureBin('freeze-churn', 'tdcollect-freeze');
@@ -73,7 +79,14 @@ export async function spawnChurn(o: ChurnOptions): Promise<ChurnTree> {
         const exited = new Promise<void>((r) => child.once('exit', () => r()));
         try { process.kill(-root, 'SIGCONT'); } catch { /* gone */ }
         child.stdin!.end();
-        await exited;
+        let timer: NodeJS.Timeout | undefined;
+        const late = new Promise<'late'>((r) => { timer = setTimeout(() => r('late'), TEARDOWN_MS); });
+        const how = await Promise.race([exited, late]);
+        clearTimeout(timer);
+        if (how === 'late') {
+          throw new Error(`freeze-churn keeper ${keeper} has not reaped the tree of ${root} ${TEARDOWN_MS} ms after ` +
+            `its teardown; tasks still traced by this process: ${tracedByUs().join(' ') || 'none'}`);
+        }
         live.delete(t);
       })();
       return killing;

@@ -124,3 +124,28 @@ export function stoppedOrTraced(tids: number[], except: Set<number> = new Set())
   }
   return bad;
 }
+
+/** Every task of the system traced by this process (any of its threads), as "TID:STATE". */
+export function tracedByUs(): string[] {
+  const out: string[] = [];
+  for (const p of readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let tasks: string[];
+    try {
+      tasks = readdirSync(`/proc/${p}/task`);
+    } catch {
+      continue;
+    }
+    for (const t of tasks) {
+      let status: string;
+      try {
+        status = readFileSync(`/proc/${p}/task/${t}/status`, 'latin1');
+      } catch {
+        continue;
+      }
+      const m = /\nTracerPid:\s*(\d+)/.exec(status);
+      if (m && Number(m[1]) === process.pid) out.push(`${t}:${/\nState:\s*(\S)/.exec(status)?.[1] ?? '?'}`);
+    }
+  }
+  return out;
+}

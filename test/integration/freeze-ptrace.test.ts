@@ -5,7 +5,7 @@
  * interrupted or refused.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,8 +17,9 @@ import { readTasksImage } from '../../src/image/read.js';
 import { killAllTrees, spawnTree } from '../helpers/tree.js';
 import { spawnChurn } from '../helpers/churn.js';
 import {
-  CLI, FREEZE_CHILD, ppidOf, procState, sleep, spawnNode, stoppedOrTraced, tracerPid, walkTree,
+  CLI, FREEZE_CHILD, ppidOf, procState, sleep, spawnNode, stoppedOrTraced, tracedByUs, tracerPid, walkTree,
 } from '../helpers/freeze.js';
+import { fixtureBin } from '../helpers/cfixture.js';
 
 afterAll(killAllTrees);
 
@@ -218,6 +219,62 @@ describe('ptrace freezer', () => {
       console.log(`threads per freeze up to ${maxThreads}; ${cloned} attached at a clone over 30 freezes`);
     } finally {
       await tree.kill();
+    }
+  });
+
+  it('a freeze that fails part-way on a thread-creating process lets go of everything, threads created meanwhile too', async () => {
+    const tree = await spawnChurn({ threads: 4, churn: 2 });
+    let failed = 0;
+    try {
+      for (let i = 0; i < 60; i++) {
+        // a zero wait bound: run() fails while tasks are still on their way to their stop, or cloning
+        const s = new PtraceSession(tree.root, { timeoutMs: 0 });
+        const err = (() => { try { s.run(); s.release(); return undefined; } catch (e) { return e; } })();
+        if (err !== undefined) {
+          expect(err).toBeInstanceOf(FreezeError);
+          failed++;
+        }
+        expect(s.leftTraced).toBe(0);
+        expect(tracedByUs(), `after freeze ${i}`).toEqual([]);
+        await sleep(2);
+      }
+      expect(failed).toBeGreaterThan(0);
+    } finally {
+      await tree.kill();
+    }
+  });
+
+  it('a leader that dies while seized, a zombie until its last thread is gone, is reaped by its parent after the thaw', async () => {
+    const bin = fixtureBin('leader-dies', 'tdcollect-freeze');
+    // the other thread closes 16,000 files as it dies (about 40 ms): so long the dead leader's exit is not reported
+    const proc = spawn(bin, ['16000', '300'], { stdio: ['pipe', 'pipe', 'inherit'] });
+    const lines: string[] = [];
+    let buf = '';
+    proc.stdout!.on('data', (b) => {
+      buf += b;
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+    });
+    const until = async (pred: () => boolean, ms: number) => {
+      for (const t0 = Date.now(); !pred() && Date.now() - t0 < ms;) await sleep(5);
+      return pred();
+    };
+    try {
+      expect(await until(() => lines.includes('ready'), 20_000), lines.join('|')).toBe(true);
+      const child = Number(lines.find((l) => l.startsWith('child '))!.split(' ')[1]);
+      // the leader waits for its vfork child, which kills the process 300 ms after its start
+      expect(await until(() => procState(child) === 'D', 5_000)).toBe(true);
+      const fr = await ptraceFreezer.freeze(child);
+      // recorded as a zombie: it died while the freezer waited for it to stop
+      expect(fr.states.get(child)).toBe('Z');
+      expect(fr.frozen.has(child)).toBe(false);
+      await fr.thaw();
+      // its exit went to us, its tracer; the thaw reaped it from us, so its parent gets it
+      expect(await until(() => lines.includes('reaped'), 5_000), `still traced: ${tracedByUs().join(' ')}`).toBe(true);
+      expect(tracedByUs()).toEqual([]);
+    } finally {
+      proc.stdin!.end();
+      proc.kill('SIGKILL');
     }
   });
 

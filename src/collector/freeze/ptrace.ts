@@ -31,6 +31,12 @@
  * A task in job-control stop reports a group-stop (WSTOPSIG = its stop signal); PTRACE_DETACH(0) leaves it in
  * group stop (the kernel re-arms JOBCTL_STOP_PENDING in __ptrace_unlink), so it stays stopped after the thaw.
  *
+ * A traced task's exit is reported to its tracer first: its parent can reap it only once the tracer has.
+ * So every seized task that exits is waited for by us: at once when it is reported, or by release() for a
+ * leader that died while seized and stays a zombie until its last thread is gone (its exit is reported
+ * only then). release() also waits for a task still on its way to its stop (a freeze that failed
+ * part-way), and detaches a thread such a task created meanwhile, which the kernel attached to us.
+ *
  * Zombies cannot be seized (EPERM): they are recorded with state Z. A task already traced by another tracer
  * is a FreezeError naming both pids. EPERM for a live, untraced task is a PermissionError naming
  * CAP_SYS_PTRACE and the pid. All ptrace and waitpid calls come from the calling thread.
@@ -49,6 +55,15 @@ import { now } from '../../sys/clock.js';
 export const MAX_PASSES = 8;
 /** Default bound on waiting for one batch of tasks to stop. */
 export const DEFAULT_TIMEOUT_MS = 10_000;
+/** Bound on waiting, at the release, for tasks that had not reached their stop yet. */
+export const RELEASE_WAIT_MS = 2_000;
+/** Bound on waiting, at the release, for a seized leader that became a zombie to be reported exited. */
+const ZOMBIE_WAIT_MS = 200;
+/**
+ * Tasks a release() could not let go of in time: still running to their interrupt stop, or zombies whose
+ * exit is not reported yet. They stay traced by this thread; every later release() tries them again.
+ */
+const leftOver = new Set<number>();
 /**
  * With a scan (FreezeOptions.scan), a level of at least this many processes is read from one scan of the
  * tree: one pass costs about as much as a hundred or two /proc reads (a 10,000-task iteration is ~10 ms,
@@ -488,20 +503,15 @@ export class PtraceSession {
       const child = pt.getEventMsg(tid);
       if (child > 0 && !this.seized.has(child)) this.adopt(child, s.tgid);
       const r = pt.cont(tid, 0);
-      if (r < 0) {
-        if (r === -ESRCH) { this.vanish(tid, s.tgid); return true; }
-        throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
-      }
+      // ESRCH: killed meanwhile; waitpid reports its exit (and reaps it from us)
+      if (r < 0 && r !== -ESRCH) throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
       pt.interrupt(tid);
       return false;
     }
     // a signal-delivery-stop (ev 0) or another event: let the task take the signal, then trap it again
     this.stats.reinjected++;
     const r = pt.cont(tid, ev === 0 ? sig : 0);
-    if (r < 0) {
-      if (r === -ESRCH) { this.vanish(tid, s.tgid); return true; }
-      throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
-    }
+    if (r < 0 && r !== -ESRCH) throw new SysError('ptrace(PTRACE_CONT)', -r, tid);
     pt.interrupt(tid);
     return false;
   }
@@ -513,9 +523,15 @@ export class PtraceSession {
     if (!st || (st.state !== 'Z' && st.state !== 'X')) return false;
     const p = this.procs.get(tid);
     this.seized.delete(tid);
+    // still ours: its exit is reported to us once its last thread is gone, and its parent can reap it only
+    // after we have (release() waits for it)
+    this.unreaped.push(tid);
     if (p) this.zombie(tid, p);
     return true;
   }
+
+  /** seized leaders found zombies before their exit could be reported: release() reaps them from us */
+  private readonly unreaped: number[] = [];
 
   private stuck(pending: number[]): never {
     const tid = pending[0];
@@ -528,44 +544,69 @@ export class PtraceSession {
   }
 
   /**
-   * Detach every seized task (synchronous, idempotent). A task still on its way to the interrupt stop is
-   * waited for (bounded) so it can be detached; a signal it dequeued meanwhile is delivered by the detach.
+   * Detach every seized task (synchronous, idempotent). A task still on its way to the interrupt stop (a
+   * freeze that failed part-way) is waited for, up to RELEASE_WAIT_MS, so it can be detached: a signal it
+   * dequeued meanwhile is delivered by the detach, and a thread it created meanwhile, which the kernel
+   * attached to us (PTRACE_O_TRACECLONE), is waited for and detached in turn. A task that exited while ours
+   * is reaped from us, so that its parent can reap it: a traced task's exit goes to its tracer first.
    */
   release(): void {
     if (this.released) return;
     this.released = true;
     const pending: number[] = [];
+    const dead: number[] = [];
     for (const [tid, s] of this.seized) {
       if (s.st === St.Stopped) {
-        const r = pt.detach(tid, 0);
-        if (r === -ESRCH) this.reapIfDead(tid);
+        if (pt.detach(tid, 0) === -ESRCH) dead.push(tid);
       } else {
         pending.push(tid);
       }
     }
-    let list = pending;
-    const deadline = now() + Math.min(this.timeoutMs, 2000);
+    this.seized.clear();
+    // left over by an earlier release of this thread
+    for (const tid of leftOver) pending.push(tid);
+    leftOver.clear();
+    const start = now();
     const opts = pt.__WALL | pt.WNOHANG;
-    while (list.length && now() < deadline) {
+    let list = pending.concat(dead, this.unreaped);
+    let zombies = this.unreaped.length > 0;
+    while (list.length) {
       const next: number[] = [];
       for (const tid of list) {
         const w = pt.waitpid(tid, opts);
         if (w.pid === 0) { next.push(tid); continue; }
-        if (w.pid < 0 || !pt.WIFSTOPPED(w.status)) continue; // gone
+        if (w.pid < 0 || !pt.WIFSTOPPED(w.status)) continue; // not ours, or exited and now reaped from us
         const ev = pt.WPTRACEEVENT(w.status);
-        pt.detach(tid, ev === 0 ? pt.WSTOPSIG(w.status) : 0);
+        if (ev === pt.PTRACE_EVENT_CLONE) {
+          const child = pt.getEventMsg(tid);
+          if (child > 0) next.push(child);
+        }
+        if (pt.detach(tid, ev === 0 ? pt.WSTOPSIG(w.status) : 0) === -ESRCH) next.push(tid);
       }
       list = next;
-      if (list.length) sleepMs(0.1);
+      if (!list.length) break;
+      const waited = now() - start;
+      if (zombies && waited > ZOMBIE_WAIT_MS) {
+        // a leader whose other threads live on (it called pthread_exit): its exit is reported when they end
+        zombies = false;
+        list = list.filter((tid) => {
+          if (!this.unreaped.includes(tid)) return true;
+          leftOver.add(tid);
+          return false;
+        });
+        continue;
+      }
+      if (waited > RELEASE_WAIT_MS) break;
+      sleepMs(0.1);
     }
-    // anything left stops later and is released by the kernel when this thread exits
-    this.seized.clear();
+    // a task still not stopped (asleep in the kernel all this while) stops when it wakes; the next release
+    // of this thread tries again, and this thread's exit detaches whatever is left
+    for (const tid of list) leftOver.add(tid);
+    this.leftTraced = leftOver.size;
   }
 
-  /** PTRACE_DETACH gave ESRCH: the tracee was killed meanwhile; reap its ptrace exit so it is not left behind. */
-  private reapIfDead(tid: number): void {
-    pt.waitpid(tid, pt.__WALL | pt.WNOHANG);
-  }
+  /** tasks still traced after release() (0 after a normal thaw): see leftOver */
+  leftTraced = 0;
 }
 
 export const ptraceFreezer: Freezer = {
