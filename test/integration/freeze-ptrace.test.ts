@@ -61,6 +61,34 @@ function checkConsistent(s: Snapshot, root: number, rootPpid: number): void {
   }
 }
 
+const until = async (pred: () => boolean, ms: number): Promise<boolean> => {
+  for (const t0 = Date.now(); !pred() && Date.now() - t0 < ms;) await sleep(5);
+  return pred();
+};
+
+/** test/fixtures/leader-dies.c with these arguments, once its child is waiting for its vfork child ('D') */
+async function spawnLeaderDies(args: string[]): Promise<{ parent: number; child: number; lines: string[]; kill(): void }> {
+  const proc = spawn(fixtureBin('leader-dies', 'tdcollect-freeze'), args, { stdio: ['pipe', 'pipe', 'inherit'] });
+  const lines: string[] = [];
+  let buf = '';
+  proc.stdout!.on('data', (b) => {
+    buf += b;
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
+  });
+  const kill = () => { proc.stdin!.end(); proc.kill('SIGKILL'); };
+  if (!(await until(() => lines.includes('ready'), 20_000))) {
+    kill();
+    throw new Error(`leader-dies did not start: ${lines.join('|')}`);
+  }
+  const child = Number(lines.find((l) => l.startsWith('child '))!.split(' ')[1]);
+  if (!(await until(() => procState(child) === 'D', 5_000))) {
+    kill();
+    throw new Error(`leader-dies child ${child} is not in its vfork wait: state ${procState(child)}`);
+  }
+  return { parent: proc.pid!, child, lines, kill };
+}
+
 describe('ptrace freezer', () => {
   it('freezes every task, records pre-freeze states, zombies, threads, and leaves stopped tasks stopped', async () => {
     const tree = await spawnTree({ procs: 6, threads: 2, rootThreads: 1, all: true });
@@ -245,36 +273,42 @@ describe('ptrace freezer', () => {
   });
 
   it('a leader that dies while seized, a zombie until its last thread is gone, is reaped by its parent after the thaw', async () => {
-    const bin = fixtureBin('leader-dies', 'tdcollect-freeze');
     // the other thread closes 16,000 files as it dies (about 40 ms): so long the dead leader's exit is not reported
-    const proc = spawn(bin, ['16000', '300'], { stdio: ['pipe', 'pipe', 'inherit'] });
-    const lines: string[] = [];
-    let buf = '';
-    proc.stdout!.on('data', (b) => {
-      buf += b;
-      let i;
-      while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
-    });
-    const until = async (pred: () => boolean, ms: number) => {
-      for (const t0 = Date.now(); !pred() && Date.now() - t0 < ms;) await sleep(5);
-      return pred();
-    };
+    const ld = await spawnLeaderDies(['16000', '300']);
     try {
-      expect(await until(() => lines.includes('ready'), 20_000), lines.join('|')).toBe(true);
-      const child = Number(lines.find((l) => l.startsWith('child '))!.split(' ')[1]);
       // the leader waits for its vfork child, which kills the process 300 ms after its start
-      expect(await until(() => procState(child) === 'D', 5_000)).toBe(true);
-      const fr = await ptraceFreezer.freeze(child);
+      const fr = await ptraceFreezer.freeze(ld.child);
       // recorded as a zombie: it died while the freezer waited for it to stop
-      expect(fr.states.get(child)).toBe('Z');
-      expect(fr.frozen.has(child)).toBe(false);
+      expect(fr.states.get(ld.child)).toBe('Z');
+      expect(fr.frozen.has(ld.child)).toBe(false);
       await fr.thaw();
       // its exit went to us, its tracer; the thaw reaped it from us, so its parent gets it
-      expect(await until(() => lines.includes('reaped'), 5_000), `still traced: ${tracedByUs().join(' ')}`).toBe(true);
+      expect(await until(() => ld.lines.includes('reaped'), 5_000), `still traced: ${tracedByUs().join(' ')}`).toBe(true);
       expect(tracedByUs()).toEqual([]);
     } finally {
-      proc.stdin!.end();
-      proc.kill('SIGKILL');
+      ld.kill();
+    }
+  });
+
+  it('a task that cannot stop before the release gives up (a vfork parent) is let go of by a later release', async () => {
+    // the vfork child exits 4 s after its start; until then the leader cannot reach its interrupt stop
+    const ld = await spawnLeaderDies(['0', '4000', 'live']);
+    try {
+      const s = new PtraceSession(ld.child, { timeoutMs: 0 });
+      expect(() => s.run()).toThrow(FreezeError);
+      // run() released what it had seized: the leader was waited for (RELEASE_WAIT_MS) and is still ours
+      expect(s.leftTraced).toBe(1);
+      expect(tracedByUs()).toEqual([`${ld.child}:D`]);
+      // back from vfork(), it reaches the interrupt stop and stays there, ours
+      expect(await until(() => procState(ld.child) === 't', 10_000)).toBe(true);
+      // the next release, of any session of this thread, detaches it
+      const other = new PtraceSession(ld.parent);
+      other.release();
+      expect(other.leftTraced).toBe(0);
+      expect(tracedByUs()).toEqual([]);
+      expect(procState(ld.child)).toBe('S');
+    } finally {
+      ld.kill();
     }
   });
 

@@ -563,11 +563,15 @@ export class PtraceSession {
       }
     }
     this.seized.clear();
-    // left over by an earlier release of this thread
-    for (const tid of leftOver) pending.push(tid);
-    leftOver.clear();
-    const start = now();
     const opts = pt.__WALL | pt.WNOHANG;
+    // left over by an earlier release of this thread: let go of those that have stopped or exited since
+    for (const tid of leftOver) {
+      const w = pt.waitpid(tid, opts);
+      if (w.pid === 0) continue;
+      leftOver.delete(tid);
+      if (w.pid > 0 && pt.WIFSTOPPED(w.status)) detachStopped(tid, w.status, pending);
+    }
+    const start = now();
     let list = pending.concat(dead, this.unreaped);
     let zombies = this.unreaped.length > 0;
     while (list.length) {
@@ -575,13 +579,8 @@ export class PtraceSession {
       for (const tid of list) {
         const w = pt.waitpid(tid, opts);
         if (w.pid === 0) { next.push(tid); continue; }
-        if (w.pid < 0 || !pt.WIFSTOPPED(w.status)) continue; // not ours, or exited and now reaped from us
-        const ev = pt.WPTRACEEVENT(w.status);
-        if (ev === pt.PTRACE_EVENT_CLONE) {
-          const child = pt.getEventMsg(tid);
-          if (child > 0) next.push(child);
-        }
-        if (pt.detach(tid, ev === 0 ? pt.WSTOPSIG(w.status) : 0) === -ESRCH) next.push(tid);
+        // not ours, or exited and now reaped from us
+        if (w.pid > 0 && pt.WIFSTOPPED(w.status)) detachStopped(tid, w.status, next);
       }
       list = next;
       if (!list.length) break;
@@ -607,6 +606,20 @@ export class PtraceSession {
 
   /** tasks still traced after release() (0 after a normal thaw): see leftOver */
   leftTraced = 0;
+}
+
+/**
+ * Detach a task that reported this stop, delivering the signal of a signal-delivery-stop; push to more the
+ * thread it created (PTRACE_EVENT_CLONE: attached to us by the kernel), and the task itself when it was
+ * killed meanwhile (its exit is to be reaped).
+ */
+function detachStopped(tid: number, status: number, more: number[]): void {
+  const ev = pt.WPTRACEEVENT(status);
+  if (ev === pt.PTRACE_EVENT_CLONE) {
+    const child = pt.getEventMsg(tid);
+    if (child > 0) more.push(child);
+  }
+  if (pt.detach(tid, ev === 0 ? pt.WSTOPSIG(status) : 0) === -ESRCH) more.push(tid);
 }
 
 export const ptraceFreezer: Freezer = {
