@@ -3,6 +3,8 @@
 # mount the results share, switch_root and run the guest script named in the results share's env file.
 /bin/busybox --install -s /bin
 export PATH=/bin
+# run.sh waits for this line on the console to know the kernel got as far as /init
+echo "td-init: up"
 mount -t proc proc /proc
 mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev 2>/dev/null

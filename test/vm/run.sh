@@ -18,7 +18,8 @@
 # TD_VM_KVER (one exact version; same as TD_VM_KERNELS=VERSION), TD_VM_TIMEOUT (seconds per kernel,
 # default 600; bench 1500), TD_VM_MEM (MiB), TD_VM_WORK (cache and run directory, default test/vm/.work;
 # a checkout or cache under /tmp or /run is laid back over the fresh /tmp and /run the guest mounts),
-# TD_BENCH_N (default 10000), TD_BENCH_RUNS (default 3).
+# TD_BENCH_N (default 10000), TD_BENCH_RUNS (default 3), TD_VM_BOOT_WAIT (seconds a boot may take to reach
+# /init before it is started again, once; default 180).
 # Needs: qemu-system-x86, busybox-static, kmod, cpio, xz-utils, zstd, gcc-12, make, apt-get, dpkg-deb.
 set -euo pipefail
 
@@ -201,19 +202,44 @@ TD_BENCH_N=${TD_BENCH_N:-10000}
 TD_BENCH_RUNS=${TD_BENCH_RUNS:-3}
 EOF
 
-stamp "booting $KVER (TCG, ${MEM} MiB, timeout ${TIMEOUT}s)"
-set +e
-timeout --foreground -k 10 "$TIMEOUT" qemu-system-x86_64 \
-  -accel tcg,thread=multi -cpu max -m "$MEM" -smp 2 -nographic -no-reboot \
-  -kernel "$KROOT/vmlinux" -initrd "$INITRD" \
-  -append "console=ttyS0 panic=-1 quiet loglevel=4 td_results=results" \
-  -fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap \
-  -device virtio-9p-pci,fsdev=r,mount_tag=hostroot \
-  -fsdev local,id=o,path="$RES",security_model=none,multidevs=remap \
-  -device virtio-9p-pci,fsdev=o,mount_tag=results \
-  > "$RES/console.log" 2>&1 </dev/null
-qrc=$?
-set -e
+# A TCG guest on a loaded host now and then stalls in the kernel's own start-up, before /init runs (RCU
+# stalls, "timer wakeup didn't happen", init blocked): /init prints BOOT_MARK on the console first thing,
+# and a boot that has not shown it within BOOT_WAIT seconds is killed and started again, once.
+BOOT_MARK="td-init: up"
+BOOT_WAIT=${TD_VM_BOOT_WAIT:-180}
+for attempt in 1 2; do
+  stamp "booting $KVER (TCG, ${MEM} MiB, timeout ${TIMEOUT}s)"
+  set +e
+  timeout -k 10 "$TIMEOUT" qemu-system-x86_64 \
+    -accel tcg,thread=multi -cpu max -m "$MEM" -smp 2 -nographic -no-reboot \
+    -kernel "$KROOT/vmlinux" -initrd "$INITRD" \
+    -append "console=ttyS0 panic=-1 quiet loglevel=4 td_results=results" \
+    -fsdev local,id=r,path=/,security_model=none,readonly=on,multidevs=remap \
+    -device virtio-9p-pci,fsdev=r,mount_tag=hostroot \
+    -fsdev local,id=o,path="$RES",security_model=none,multidevs=remap \
+    -device virtio-9p-pci,fsdev=o,mount_tag=results \
+    > "$RES/console.log" 2>&1 </dev/null &
+  qpid=$!
+  booted=0
+  for ((w = 0; w < BOOT_WAIT * 2; w++)); do
+    if grep -q -F "$BOOT_MARK" "$RES/console.log" 2>/dev/null; then booted=1; break; fi
+    kill -0 "$qpid" 2>/dev/null || break
+    sleep 0.5
+  done
+  if [ "$booted" = 0 ] && kill -0 "$qpid" 2>/dev/null && [ "$attempt" = 1 ]; then
+    kill -TERM "$qpid" 2>/dev/null
+    wait "$qpid"
+    set -e
+    mv "$RES/console.log" "$RES/console-stalled-boot.log"
+    echo "run.sh: $KVER did not reach /init within ${BOOT_WAIT}s (kernel start-up stalled; console tail below, whole log in console-stalled-boot.log); booting again" >&2
+    tail -n 8 "$RES/console-stalled-boot.log" >&2
+    continue
+  fi
+  wait "$qpid"
+  qrc=$?
+  set -e
+  break
+done
 stamp "guest finished (qemu exit $qrc)"
 
 fail=0
