@@ -74,6 +74,11 @@ export interface Child {
 export function spawnNode(args: string[], env: Record<string, string> = {}, wrap: string[] = []): Child {
   const cmd = wrap.length ? wrap[0] : process.execPath;
   const argv = wrap.length ? [...wrap.slice(1), process.execPath, ...args] : args;
+  return spawnLines(cmd, argv, env);
+}
+
+/** Start cmd with argv (stdin /dev/null), collecting its stdout lines and its stderr. */
+export function spawnLines(cmd: string, argv: string[], env: Record<string, string> = {}): Child {
   const proc = spawn(cmd, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   const lines: string[] = [];
   let err = '';
@@ -136,16 +141,7 @@ export function tracedByUs(): string[] {
     } catch {
       continue;
     }
-    for (const t of tasks) {
-      let status: string;
-      try {
-        status = readFileSync(`/proc/${p}/task/${t}/status`, 'latin1');
-      } catch {
-        continue;
-      }
-      const m = /\nTracerPid:\s*(\d+)/.exec(status);
-      if (m && Number(m[1]) === process.pid) out.push(`${t}:${/\nState:\s*(\S)/.exec(status)?.[1] ?? '?'}`);
-    }
+    for (const t of tasks.map(Number)) if (tracerPid(t) === process.pid) out.push(`${t}:${procState(t)}`);
   }
   return out;
 }

@@ -5,7 +5,7 @@
  * interrupted or refused.
  */
 import { afterAll, describe, expect, it } from 'vitest';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -17,7 +17,7 @@ import { readTasksImage } from '../../src/image/read.js';
 import { killAllTrees, spawnTree } from '../helpers/tree.js';
 import { spawnChurn } from '../helpers/churn.js';
 import {
-  CLI, FREEZE_CHILD, ppidOf, procState, sleep, spawnNode, stoppedOrTraced, tracedByUs, tracerPid, walkTree,
+  CLI, FREEZE_CHILD, ppidOf, procState, sleep, spawnLines, spawnNode, stoppedOrTraced, tracedByUs, tracerPid, walkTree,
 } from '../helpers/freeze.js';
 import { fixtureBin } from '../helpers/cfixture.js';
 
@@ -68,25 +68,20 @@ const until = async (pred: () => boolean, ms: number): Promise<boolean> => {
 
 /** test/fixtures/leader-dies.c with these arguments, once its child is waiting for its vfork child ('D') */
 async function spawnLeaderDies(args: string[]): Promise<{ parent: number; child: number; lines: string[]; kill(): void }> {
-  const proc = spawn(fixtureBin('leader-dies', 'tdcollect-freeze'), args, { stdio: ['pipe', 'pipe', 'inherit'] });
-  const lines: string[] = [];
-  let buf = '';
-  proc.stdout!.on('data', (b) => {
-    buf += b;
-    let i;
-    while ((i = buf.indexOf('\n')) >= 0) { lines.push(buf.slice(0, i)); buf = buf.slice(i + 1); }
-  });
-  const kill = () => { proc.stdin!.end(); proc.kill('SIGKILL'); };
-  if (!(await until(() => lines.includes('ready'), 20_000))) {
+  const c = spawnLines(fixtureBin('leader-dies', 'tdcollect-freeze'), args);
+  const kill = () => c.proc.kill('SIGKILL');
+  try {
+    await c.waitLine('ready', 20_000);
+  } catch (e) {
     kill();
-    throw new Error(`leader-dies did not start: ${lines.join('|')}`);
+    throw e;
   }
-  const child = Number(lines.find((l) => l.startsWith('child '))!.split(' ')[1]);
+  const child = Number(c.lines.find((l) => l.startsWith('child '))!.split(' ')[1]);
   if (!(await until(() => procState(child) === 'D', 5_000))) {
     kill();
     throw new Error(`leader-dies child ${child} is not in its vfork wait: state ${procState(child)}`);
   }
-  return { parent: proc.pid!, child, lines, kill };
+  return { parent: c.proc.pid!, child, lines: c.lines, kill };
 }
 
 describe('ptrace freezer', () => {
